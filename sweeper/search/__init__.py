@@ -1,0 +1,70 @@
+"""Search strategies: each builds a Ray Tune ``Searcher`` from a study."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from pathlib import Path
+
+import optuna
+from ray.tune.search import Searcher
+
+from sweeper import space as space_mod
+from sweeper.errors import StudyError
+from sweeper.spec import Study
+
+SINGLE_OBJECTIVE_SAMPLERS = {"cmaes"}
+
+
+def build_sampler(study: Study, path: str = "<study>") -> optuna.samplers.BaseSampler:
+    """The Optuna sampler a study asks for, seeded by the study's seed."""
+    search = study.search
+    if search.algo == "grid":
+        return optuna.samplers.GridSampler(space_mod.grid(study.space), seed=study.seed)
+    name = "random" if search.algo == "random" else search.sampler
+    if name in SINGLE_OBJECTIVE_SAMPLERS and len(search.metrics) > 1:
+        raise StudyError(path, "search.sampler", f"{name!r} is single-objective; use tpe, gp or nsga2 for {search.metrics}")
+    factories = {
+        "tpe": optuna.samplers.TPESampler,
+        "gp": optuna.samplers.GPSampler,
+        "cmaes": optuna.samplers.CmaEsSampler,
+        "random": optuna.samplers.RandomSampler,
+        "qmc": optuna.samplers.QMCSampler,
+        "nsga2": optuna.samplers.NSGAIISampler,
+    }
+    factory = factories[name]
+    options = {"seed": study.seed, **search.options}
+    if name == "tpe" and study.budget.concurrent > 1:
+        options.setdefault("constant_liar", True)
+    accepted = inspect.signature(factory).parameters
+    unknown = [k for k in options if k not in accepted]
+    if unknown:
+        raise StudyError(path, "search.options", f"{name} sampler has no option(s) {unknown}; it takes {sorted(accepted)}")
+    try:
+        return factory(**options)
+    except (TypeError, ValueError, ImportError) as exc:
+        raise StudyError(path, "search.options", f"{name} sampler: {exc}") from None
+
+
+def default_trials(study: Study) -> int:
+    """Trials to run when the budget names none: the grid size for grid search, else 20."""
+    if study.budget.trials is not None:
+        return study.budget.trials
+    if study.search.algo == "grid":
+        return math.prod(len(v) for v in space_mod.grid(study.space).values())
+    return 20
+
+
+def build_searcher(study: Study, results_dir: str | Path, path: str = "<study>") -> Searcher:
+    """The Ray Tune Searcher for a study."""
+    from sweeper.search.optuna_searcher import OptunaSearcher, open_storage
+
+    return OptunaSearcher(
+        space=study.space,
+        sampler=build_sampler(study, path),
+        metrics=study.search.metrics,
+        modes=study.search.modes,
+        storage=open_storage(results_dir),
+        study_name=study.name,
+        max_trials=default_trials(study),
+    )

@@ -1,0 +1,149 @@
+"""The ``sweeper`` command line: parse arguments, call the library, print. Errors for people exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+
+from sweeper.errors import UserError
+
+# Subcommands that live in sweeper/commands/<module>.py: (group, name) -> (module, help).
+COMMANDS: dict[tuple[str, str], tuple[str, str]] = {}
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a study file with Ray Tune", description=(
+        "Run a study: Ray Tune trials proposed by the study's searcher, every report written to Parquet "
+        "under results/<name>/ (or --results DIR), a live view while it runs."))
+    p.add_argument("study", help="the study file (YAML)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a study key, e.g. --set budget.trials=8 --set search.sampler=random")
+    p.add_argument("--results", metavar="DIR", help="write the study's results to DIR (default results/<name>)")
+    p.add_argument("--address", metavar="ADDR", help="join an existing Ray cluster (e.g. auto or HOST:6379); "
+                   "default: start an embedded local Ray")
+    p.add_argument("--plain", action="store_true", help="one plain line per finished trial, even on a terminal")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sweeper.engine import run_study
+    from sweeper.spec import load_study
+
+    study = load_study(args.study, args.overrides)
+    outcome = run_study(study, args.results, address=args.address, rich=False if args.plain else None,
+                        source=args.study)
+    counts = outcome.counts
+    best = outcome.progress.best()
+    print(f"{study.name}: {sum(counts.values())} trials ({', '.join(f'{k} {v}' for k, v in counts.items() if v)}), "
+          f"{outcome.rows_written} rows -> {outcome.results_dir}")
+    if best is not None:
+        print(f"best {outcome.progress.metric} = {outcome.progress.best_value():.6g} (trial {best.trial_id})")
+    return 0
+
+
+def _add_status(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="summarise a study's results", description=(
+        "Trials by status, the best config and metric, and the cost spent, read from the Parquet rows."))
+    p.add_argument("dir", help="the study's results folder, e.g. results/quick")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_status)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from sweeper.live import fmt_num
+    from sweeper.summary import summarize
+
+    info = summarize(args.dir)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    table = Table(title=f"study {info['study']}", show_header=False)
+    table.add_row("trials", str(info["trials"]))
+    for status, n in info["by_status"].items():
+        table.add_row(f"  {status}", str(n))
+    table.add_row("cost", fmt_num(info["cost"]))
+    table.add_row("FLOPs", fmt_num(info["flops"]))
+    table.add_row("trial seconds", f"{info['wall_s']:.1f}")
+    best = info["best"]
+    if best:
+        table.add_row(f"best {info['metric']} ({info['mode']})", fmt_num(best["value"]))
+        table.add_row("best trial", best["trial_id"])
+        for key, value in best["config"].items():
+            table.add_row(f"  {key}", fmt_num(value))
+    Console().print(table)
+    return 0
+
+
+def _add_query(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("query", help="run SQL over a study's rows (Polars SQL)", description=(
+        "Run a Polars SQL query over the study's rows. Tables: rows (every report and summary row), "
+        "reports (report rows) and trials (one summary row per trial). Quote dotted column names: "
+        'SELECT trial_id, "m.loss" FROM trials ORDER BY "m.loss" LIMIT 5'))
+    p.add_argument("dir", help="the study's results folder")
+    p.add_argument("sql", help="the query")
+    p.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the result to FILE (required for parquet)")
+    p.set_defaults(func=_query)
+
+
+def _query(args: argparse.Namespace) -> int:
+    from sweeper.query import export, print_table, run_query
+
+    frame = run_query(args.dir, args.sql)
+    if args.format == "table" and not args.output:
+        print_table(frame)
+    else:
+        export(frame, args.format if args.format != "table" else "csv", args.output)
+    return 0
+
+
+def _add_module_commands(sub: argparse._SubParsersAction) -> None:
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for (group, name), (module, help_text) in COMMANDS.items():
+        if group:
+            if group not in groups:
+                gp = sub.add_parser(group, help=f"{group} ({', '.join(n for g, n in COMMANDS if g == group)})")
+                groups[group] = gp.add_subparsers(dest=f"{group}_kind", required=True, metavar="KIND")
+            parser = groups[group].add_parser(name, help=help_text, description=help_text)
+        else:
+            parser = sub.add_parser(name, help=help_text, description=help_text)
+        mod = importlib.import_module(f"sweeper.commands.{module}")
+        mod.configure(parser)
+        parser.set_defaults(func=mod.run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sweeper", description=(
+        "Sweeps of small proxy models with Ray Tune: every report in Parquet, a live view, scaling laws."))
+    from sweeper import __version__
+
+    parser.add_argument("--version", action="version", version=f"sweeper {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run(sub)
+    _add_status(sub)
+    _add_query(sub)
+    _add_module_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"sweeper: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sweeper: interrupted; rows reported so far are in the results folder", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

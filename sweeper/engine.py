@@ -1,0 +1,163 @@
+"""Study -> Ray Tune ``Tuner``: local embedded Ray or an existing cluster, callbacks for Parquet and the view."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import yaml
+
+from sweeper.errors import UserError
+from sweeper.progress import StudyProgress
+from sweeper.spec import Study
+from sweeper.store import ResultStore
+
+STUDY_COPY = "study.yaml"
+
+
+@dataclass
+class Outcome:
+    """What a finished study run returns."""
+
+    results_dir: Path
+    progress: StudyProgress
+    rows_written: int
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.progress.counts()
+
+
+def default_results_dir(study: Study) -> Path:
+    return Path("results") / study.name
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Join ``address`` or start a quiet embedded Ray; returns True when this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    cwd = os.getcwd()
+    path = os.environ.get("PYTHONPATH", "")
+    if cwd not in path.split(os.pathsep):  # workloads in the user's folder import in workers too
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (cwd, path) if p)
+    kwargs = dict(
+        include_dashboard=False if address is None else None,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+        configure_logging=True,
+    )
+    try:
+        if address is None:
+            ray.init(num_cpus=num_cpus, **kwargs)
+        else:
+            ray.init(address=address, runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}}, **kwargs)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        target = f"the Ray cluster at {address!r}" if address else "an embedded Ray"
+        raise UserError(f"--address: cannot start or join {target}: {exc}") from None
+    return True
+
+
+def build_scheduler(study: Study):
+    """The trial scheduler the study asks for (early stopping on the first metric)."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
+
+    from sweeper.search.optuna_searcher import result_key
+
+    spec = study.scheduler
+    metric, mode = result_key(study.search.metrics[0]), study.search.modes[0]
+    if spec.type == "asha":
+        return ASHAScheduler(time_attr=spec.time_attr, metric=metric, mode=mode, max_t=spec.max_t,
+                             grace_period=spec.grace, reduction_factor=spec.reduction, brackets=spec.brackets,
+                             stop_last_trials=False)
+    if spec.type == "hyperband":
+        return HyperBandScheduler(time_attr=spec.time_attr, metric=metric, mode=mode, max_t=spec.max_t,
+                                  reduction_factor=spec.reduction, stop_last_trials=False)
+    return FIFOScheduler()
+
+
+def _cost_stopper(progress: StudyProgress, max_cost: float | None):
+    from ray import tune
+
+    class CostBudget(tune.Stopper):
+        """Stops the study once the cost spent reaches the budget's ``max_cost``."""
+
+        def __call__(self, trial_id: str, result: dict) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            return max_cost is not None and progress.cost_spent >= max_cost
+
+    return CostBudget()
+
+
+def run_study(
+    study: Study,
+    results_dir: str | Path | None = None,
+    address: str | None = None,
+    stream: TextIO | None = None,
+    rich: bool | None = None,
+    source: str = "<study>",
+) -> Outcome:
+    """Run a study to completion with Ray Tune; every report lands in Parquet under ``results_dir``."""
+    from ray import tune
+
+    from sweeper.live import LiveView
+    from sweeper.recorder import Recorder
+    from sweeper.search import build_searcher, default_trials
+    from sweeper.trial import make_trainable
+
+    results = Path(results_dir) if results_dir is not None else default_results_dir(study)
+    results.mkdir(parents=True, exist_ok=True)
+    (results / STUDY_COPY).write_text(yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
+
+    searcher = build_searcher(study, results, source)
+    total = default_trials(study)
+    progress = StudyProgress(
+        name=study.name, metric=study.search.metrics[0], mode=study.search.modes[0], total_trials=total,
+        max_cost=study.budget.max_cost, cost_unit=study.budget.cost,
+    )
+    store = ResultStore(results, study.name)
+    recorder = Recorder(progress, store, study.mixture_key, study.seed)
+    view = LiveView(progress, stream=stream or sys.stdout, rich=rich)
+
+    trainable = make_trainable(study.workload, study.params, study.seed, study.budget.cost)
+    trainable = tune.with_resources(trainable, {"cpu": study.resources.cpu, "gpu": study.resources.gpu})
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=build_scheduler(study),
+            num_samples=total,
+            max_concurrent_trials=study.budget.concurrent,
+            time_budget_s=study.budget.max_wall_s,
+            reuse_actors=True,
+            trial_dirname_creator=lambda trial: trial.trial_id,
+        ),
+        run_config=tune.RunConfig(
+            name="tune",
+            storage_path=str((results / "ray").resolve()),
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=study.max_failures),
+            stop=_cost_stopper(progress, study.budget.max_cost),
+            callbacks=[recorder, view],
+        ),
+    )
+    started_ray = start_ray(address)
+    view.start()
+    try:
+        tuner.fit()
+    finally:
+        view.stop()
+        recorder.flush()
+        store.compact()
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    return Outcome(results, progress, store.rows_written)

@@ -1,0 +1,107 @@
+"""Driver-side bookkeeping of a running study: trials, their status, best so far, cost and ETA.
+
+Plain Python, no Ray: the recorder callback updates it, the live view and the budget stopper read it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+STATUSES = ("running", "done", "error", "pruned")
+
+
+@dataclass
+class TrialRecord:
+    """What the driver knows about one trial."""
+
+    trial_id: str
+    config: dict[str, Any]
+    status: str = "running"
+    attempt: int = 0
+    reports: int = 0
+    step: int | None = None
+    tokens: int | None = None
+    flops: float = 0.0
+    wall_s: float = 0.0
+    cost: float = 0.0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    finished: bool = False
+    started: float = field(default_factory=time.time)
+
+
+@dataclass
+class StudyProgress:
+    """The state of a study, as seen from the driver."""
+
+    name: str
+    metric: str
+    mode: str
+    total_trials: int
+    max_cost: float | None = None
+    cost_unit: str = "flops"
+    trials: dict[str, TrialRecord] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(STATUSES, 0)
+        for t in self.trials.values():
+            out[t.status] = out.get(t.status, 0) + 1
+        return out
+
+    @property
+    def finished(self) -> int:
+        return sum(t.status != "running" for t in self.trials.values())
+
+    @property
+    def cost_spent(self) -> float:
+        return sum(t.cost for t in self.trials.values())
+
+    @property
+    def flops_spent(self) -> float:
+        return sum(t.flops for t in self.trials.values())
+
+    @property
+    def wall_spent(self) -> float:
+        return sum(t.wall_s for t in self.trials.values())
+
+    @property
+    def elapsed(self) -> float:
+        return time.time() - self.started
+
+    def best(self) -> TrialRecord | None:
+        """The finished trial with the best value of the study's (first) metric."""
+        sign = 1.0 if self.mode == "min" else -1.0
+        key = f"m.{self.metric}" if self.metric not in ("cost", "flops", "wall_s", "tokens") else self.metric
+        scored = [
+            (sign * float(t.metrics[key]), t)
+            for t in self.trials.values()
+            if t.status in ("done", "pruned") and _finite(t.metrics.get(key))
+        ]
+        return min(scored, key=lambda s: s[0])[1] if scored else None
+
+    def best_value(self) -> float | None:
+        best = self.best()
+        if best is None:
+            return None
+        key = f"m.{self.metric}" if self.metric not in ("cost", "flops", "wall_s", "tokens") else self.metric
+        return float(best.metrics[key])
+
+    def eta_s(self) -> float | None:
+        """Seconds left: by finished trials per second, or by cost spent when a cost cap ends it sooner."""
+        done = self.finished
+        estimates = []
+        if done > 0 and self.total_trials > done:
+            estimates.append(self.elapsed / done * (self.total_trials - done))
+        elif self.total_trials <= done:
+            estimates.append(0.0)
+        if self.max_cost and self.cost_spent > 0:
+            estimates.append(max(0.0, self.elapsed / self.cost_spent * (self.max_cost - self.cost_spent)))
+        return min(estimates) if estimates else None
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

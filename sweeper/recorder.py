@@ -1,0 +1,127 @@
+"""The driver-side ``tune.Callback`` that records every report: progress for the live view, rows for Parquet."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from ray import tune
+
+from sweeper.progress import StudyProgress, TrialRecord
+from sweeper.search.optuna_searcher import FINAL_KEY
+from sweeper.space import flatten
+from sweeper.store import ResultStore
+
+_COPIED = ("step", "tokens", "flops", "wall_s", "cost", "report_index")
+
+
+class Recorder(tune.Callback):
+    """Turns Tune events into ``StudyProgress`` updates and Parquet rows (flushed every ``flush_s``)."""
+
+    def __init__(self, progress: StudyProgress, store: ResultStore, mixture_key: str | None,
+                 seed: int, flush_s: float = 2.0):
+        self.progress = progress
+        self.store = store
+        self.mixture_key = mixture_key
+        self.seed = seed
+        self.flush_s = flush_s
+        self._last_flush = time.monotonic()
+        self._flat: dict[str, dict[str, Any]] = {}
+
+    # -- Tune events -------------------------------------------------------------------------------
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        record = self.progress.trials.get(trial.trial_id)
+        if record is None:
+            self.progress.trials[trial.trial_id] = TrialRecord(trial.trial_id, dict(trial.config))
+            self._flat[trial.trial_id] = flatten(trial.config, self.mixture_key)
+        else:  # restarted after a failure
+            record.status, record.finished = "running", False
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        record = self._record(trial)
+        record.attempt = trial.num_failures
+        for key in ("flops", "wall_s", "cost"):
+            setattr(record, key, float(result.get(key) or 0.0))
+        record.step, record.tokens = result.get("step"), result.get("tokens")
+        record.metrics.update({k: v for k, v in result.items() if k.startswith("m.")})
+        if result.get(FINAL_KEY):
+            record.finished = True
+            return
+        record.reports += 1
+        row = self._row(trial, result, "report", "running")
+        self.store.append(row)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        record = self._record(trial)
+        record.error = _error_text(trial)
+        record.metrics.clear()
+        self.flush()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        record = self._record(trial)
+        record.status = "done" if record.finished else "pruned"
+        self._summary(trial, record)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        record = self._record(trial)
+        record.status = "error"
+        record.error = _error_text(trial)
+        self._summary(trial, record)
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        if self.store.pending and time.monotonic() - self._last_flush >= self.flush_s:
+            self.flush()
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.flush()
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def flush(self) -> None:
+        self.store.flush()
+        self._last_flush = time.monotonic()
+
+    def _record(self, trial: Any) -> TrialRecord:
+        if trial.trial_id not in self.progress.trials:
+            self.on_trial_start(0, [], trial)
+        return self.progress.trials[trial.trial_id]
+
+    def _summary(self, trial: Any, record: TrialRecord) -> None:
+        row = {
+            "step": record.step, "tokens": record.tokens, "flops": record.flops, "wall_s": record.wall_s,
+            "cost": record.cost, "report_index": record.reports, **record.metrics,
+        }
+        self.store.append(self._row(trial, row, "summary", record.status, error=record.error))
+        self.flush()
+
+    def _row(self, trial: Any, result: dict, kind: str, status: str, error: str | None = None) -> dict:
+        row = {k: result.get(k) for k in _COPIED}
+        row.update({k: v for k, v in result.items() if k.startswith("m.")})
+        row.update(
+            trial_id=trial.trial_id,
+            row_kind=kind,
+            status=status,
+            attempt=trial.num_failures,
+            seed=int(trial.config.get("seed", self.seed)),
+            node=result.get("hostname") or result.get("node_ip") or getattr(trial, "node_ip", None),
+            time=dt.datetime.now(dt.timezone.utc),
+            error=error,
+        )
+        row.update(self._flat.get(trial.trial_id, {}))
+        return row
+
+
+def _error_text(trial: Any) -> str:
+    """A one-line reason for a trial's failure: the workload's own exception, not Ray's wrapping."""
+    try:
+        exc = trial.get_pickled_error()
+    except Exception:  # noqa: BLE001 - an unreadable error file must not stop the study
+        exc = None
+    if exc is not None:
+        cause = getattr(exc, "cause", None) or exc
+        return f"{type(cause).__name__}: {cause}".strip()[:2000]
+    text = trial.get_error() if hasattr(trial, "get_error") else None
+    if text:
+        lines = [line for line in str(text).strip().splitlines() if line.strip()]
+        return lines[-1][:2000] if lines else "error"
+    return "error (no message)"

@@ -1,0 +1,124 @@
+"""A Ray Tune ``Searcher`` over Optuna's ask/tell interface.
+
+The Optuna study lives in a ``JournalStorage`` file inside the results folder, so it survives a restart
+and ``optuna-dashboard`` or ``optuna.load_study`` can open it. Trials stopped early by a scheduler are told
+to Optuna as PRUNED (after their intermediate values were reported), failed ones as FAIL.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+
+from sweeper import space as space_mod
+from sweeper.space import Param
+
+FINAL_KEY = "sweeper.final"
+STORAGE_FILE = "optuna.journal"
+
+
+def result_key(metric: str) -> str:
+    """The key of a metric in a Tune result: built-in columns as they are, workload metrics as ``m.<name>``."""
+    return metric if metric in ("cost", "flops", "wall_s", "tokens") else f"m.{metric}"
+
+
+def open_storage(results_dir: str | Path) -> JournalStorage:
+    """The study's Optuna storage (a journal file in the results folder)."""
+    path = Path(results_dir) / STORAGE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
+        return JournalStorage(JournalFileBackend(str(path)))
+
+
+class OptunaSearcher(Searcher):
+    """Propose configs with any Optuna sampler; tell Optuna what each trial reported."""
+
+    def __init__(
+        self,
+        space: dict[str, Param],
+        sampler: optuna.samplers.BaseSampler,
+        metrics: list[str],
+        modes: list[str],
+        storage: optuna.storages.BaseStorage,
+        study_name: str,
+        max_trials: int | None = None,
+    ):
+        super().__init__(metric=result_key(metrics[0]), mode=modes[0])
+        self._space = space
+        self._keys = [result_key(m) for m in metrics]
+        self._multi = len(metrics) > 1
+        directions = ["minimize" if m == "min" else "maximize" for m in modes]
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.study = optuna.create_study(
+            study_name=study_name, storage=storage, sampler=sampler, directions=directions, load_if_exists=True
+        )
+        self.study.set_user_attr("metrics", metrics)
+        self._max_trials = max_trials
+        self._asked = 0
+        self._live: dict[str, optuna.Trial] = {}
+        self._steps_told: dict[str, set[int]] = {}
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        return True  # metric and mode come from the study, not from the TuneConfig
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if self._max_trials is not None and self._asked >= self._max_trials:
+            return Searcher.FINISHED
+        trial = self.study.ask()
+        trial.set_user_attr("tune_trial_id", trial_id)
+        self._asked += 1
+        self._live[trial_id] = trial
+        return space_mod.ask(trial, self._space)
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        trial = self._live.get(trial_id)
+        value = result.get(self._keys[0])
+        if trial is None or self._multi or not _finite(value):
+            return
+        step = int(result.get("step", result.get("training_iteration", 0)))
+        told = self._steps_told.setdefault(trial_id, set())
+        if step not in told:
+            told.add(step)
+            trial.report(float(value), step)
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        trial = self._live.pop(trial_id, None)
+        self._steps_told.pop(trial_id, None)
+        if trial is None:
+            return
+        if error or not result:
+            self.study.tell(trial, state=TrialState.FAIL)
+            return
+        values = [result.get(k) for k in self._keys]
+        if not all(_finite(v) for v in values):
+            self.study.tell(trial, state=TrialState.FAIL)
+        elif result.get(FINAL_KEY):
+            self.study.tell(trial, [float(v) for v in values])
+        else:
+            self.study.tell(trial, state=TrialState.PRUNED)
+
+    def save(self, checkpoint_path: str) -> None:
+        state = {"asked": self._asked, "live": {k: t.number for k, t in self._live.items()}}
+        Path(checkpoint_path).write_text(json.dumps(state))
+
+    def restore(self, checkpoint_path: str) -> None:
+        state = json.loads(Path(checkpoint_path).read_text())
+        self._asked = int(state["asked"])
+        by_number = {t.number: t._trial_id for t in self.study.get_trials(deepcopy=False)}
+        self._live = {
+            k: optuna.Trial(self.study, by_number[n]) for k, n in state["live"].items() if n in by_number
+        }
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,260 @@
+"""Study files: YAML -> a validated ``Study``. Every error names the file, the field and what was expected."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sweeper.errors import StudyError
+from sweeper.space import Param, SimplexParam
+
+OPTUNA_SAMPLERS = ("tpe", "gp", "cmaes", "random", "qmc", "nsga2")
+SEARCH_ALGOS = ("optuna", "grid", "random")
+BUILTIN_METRICS = ("cost", "flops", "wall_s", "tokens")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchSpec(_Strict):
+    """How configs are proposed, and which metric(s) they are judged by."""
+
+    algo: str = "optuna"
+    sampler: str = "tpe"
+    metric: str | list[str] = "loss"
+    mode: Literal["min", "max"] | list[Literal["min", "max"]] = "min"
+    options: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the sampler")
+
+    @field_validator("algo")
+    @classmethod
+    def _algo(cls, v: str) -> str:
+        if v not in SEARCH_ALGOS:
+            raise ValueError(f"expected one of {', '.join(SEARCH_ALGOS)}, got {v!r}")
+        return v
+
+    @field_validator("sampler")
+    @classmethod
+    def _sampler(cls, v: str) -> str:
+        if v not in OPTUNA_SAMPLERS:
+            raise ValueError(f"expected one of {', '.join(OPTUNA_SAMPLERS)}, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _metrics(self) -> SearchSpec:
+        metrics, modes = self.metrics, self.modes
+        if len(metrics) == 0 or any(not m for m in metrics):
+            raise ValueError("expected at least one non-empty metric name")
+        if len(set(metrics)) != len(metrics):
+            raise ValueError(f"expected distinct metric names, got {metrics}")
+        if len(modes) != len(metrics):
+            raise ValueError(f"expected one mode per metric ({len(metrics)}), got {len(modes)}")
+        return self
+
+    @property
+    def metrics(self) -> list[str]:
+        return [self.metric] if isinstance(self.metric, str) else list(self.metric)
+
+    @property
+    def modes(self) -> list[str]:
+        if isinstance(self.mode, str):
+            return [self.mode] * len(self.metrics)
+        return list(self.mode)
+
+
+class SchedulerSpec(_Strict):
+    """Early stopping: ``fifo`` (none), ``asha`` or ``hyperband``, in units of ``time_attr``."""
+
+    type: Literal["fifo", "asha", "hyperband"] = "fifo"
+    grace: int = Field(1, ge=1)
+    reduction: float = Field(3, gt=1)
+    max_t: int = Field(100, ge=1)
+    brackets: int = Field(1, ge=1)
+    time_attr: Literal["step", "tokens", "flops", "wall_s", "training_iteration"] = "step"
+
+
+class BudgetSpec(_Strict):
+    """How much to spend: trial count, concurrency, and optional cost and wall-clock caps."""
+
+    trials: int | None = Field(None, ge=1)
+    concurrent: int = Field(1, ge=1)
+    max_cost: float | None = Field(None, gt=0)
+    max_wall_s: float | None = Field(None, gt=0)
+    cost: Literal["flops", "wall_s"] = "flops"
+
+
+class ResourcesSpec(_Strict):
+    """Resources per trial (fractions allowed)."""
+
+    cpu: float = Field(1.0, ge=0)
+    gpu: float = Field(0.0, ge=0)
+
+
+class Study(_Strict):
+    """A validated study file."""
+
+    name: str
+    workload: str
+    description: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    space: dict[str, Param] = Field(default_factory=dict)
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    max_failures: int = Field(0, ge=0, description="retries of a trial that raised")
+    seed: int = 0
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", v):
+            raise ValueError(f"expected letters, digits, '_', '.' or '-' (a folder name), got {v!r}")
+        return v
+
+    @field_validator("workload")
+    @classmethod
+    def _workload(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", v):
+            raise ValueError(f"expected 'package.module:function', got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Study:
+        both = set(self.params) & set(self.space)
+        if both:
+            raise ValueError(f"keys in both params and space: {sorted(both)}")
+        if "seed" in self.space:
+            raise ValueError("'seed' is the study's seed, not a space parameter")
+        simplexes = [k for k, p in self.space.items() if isinstance(p, SimplexParam)]
+        if len(simplexes) > 1:
+            raise ValueError(f"at most one simplex (mixture) parameter, got {simplexes}")
+        if self.search.algo == "grid" and simplexes:
+            raise ValueError("search.algo grid cannot search a simplex parameter")
+        return self
+
+    @property
+    def mixture_key(self) -> str | None:
+        """The config key holding mixture weights: the simplex parameter, else a ``mix`` param."""
+        for name, param in self.space.items():
+            if isinstance(param, SimplexParam):
+                return name
+        return "mix" if isinstance(self.params.get("mix"), dict) else None
+
+    def load_workload(self) -> Callable[..., Any]:
+        """Import the workload function; raises ``ImportError``/``AttributeError`` when it is absent."""
+        module_name, func_name = self.workload.split(":")
+        return getattr(importlib.import_module(module_name), func_name)
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str], path: str) -> dict[str, Any]:
+    """Apply ``--set a.b.c=value`` overrides (values parsed as YAML) to raw study data."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise StudyError(path, "--set", f"expected KEY=VALUE (e.g. budget.trials=8), got {item!r}")
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as exc:
+            raise StudyError(path, f"--set {key}", f"value is not valid YAML: {exc}") from None
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise StudyError(path, f"--set {key}", f"{part!r} is not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a study file with YAML safe loading (tags that build objects are refused)."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise StudyError(str(path), "", "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StudyError(str(path), "", f"cannot read the file: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise StudyError(str(path), where, f"not valid YAML: {problem}") from None
+    except RecursionError:
+        raise StudyError(str(path), "", "YAML nesting is too deep") from None
+    if not isinstance(data, dict):
+        raise StudyError(str(path), "", f"expected a mapping of study keys, got {type(data).__name__}")
+    return data
+
+
+def parse_study(data: dict[str, Any], path: str = "<study>") -> Study:
+    """Validate raw study data; errors name the field and the expected value."""
+    try:
+        study = Study.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise StudyError(path, _field_name(first["loc"]), _describe(first)) from None
+    except RecursionError:
+        raise StudyError(path, "", "the study is nested too deeply") from None
+    _check_space(study, path)
+    _check_workload(study, path)
+    return study
+
+
+def load_study(path: str | Path, overrides: Sequence[str] = ()) -> Study:
+    """Read, override and validate a study file."""
+    data = apply_overrides(read_yaml(path), overrides, str(path))
+    return parse_study(data, str(path))
+
+
+def _check_space(study: Study, path: str) -> None:
+    if not study.space:
+        raise StudyError(path, "space", "expected at least one parameter to search (the space is empty)")
+    for metric in study.search.metrics:
+        if metric in BUILTIN_METRICS and len(study.search.metrics) == 1:
+            raise StudyError(path, "search.metric", f"{metric!r} alone is a cost, not a metric to optimise")
+
+
+def _check_workload(study: Study, path: str) -> None:
+    try:
+        fn = study.load_workload()
+    except ImportError as exc:
+        raise StudyError(path, "workload", f"cannot import {study.workload!r}: {exc}") from None
+    except AttributeError:
+        raise StudyError(path, "workload", f"{study.workload!r}: the module has no such function") from None
+    if not callable(fn):
+        raise StudyError(path, "workload", f"{study.workload!r} is not a function")
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if not (isinstance(p, str) and p in {"float", "log", "int", "choice", "simplex"})]
+    return ".".join(parts) or "(top level)"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    kind, msg, given = error["type"], error["msg"], error.get("input")
+    if kind == "extra_forbidden":
+        return "unknown key (check its spelling)"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "union_tag_invalid":
+        tag = error.get("ctx", {}).get("tag", given)
+        return f"expected type one of float, log, int, choice, simplex, got {tag!r}"
+    if kind == "union_tag_not_found":
+        return "expected a 'type' key (float, log, int, choice or simplex)"
+    msg = msg.removeprefix("Value error, ")
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        return f"{msg.lower()}, got {given!r}"
+    return msg

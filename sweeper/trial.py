@@ -1,0 +1,100 @@
+"""The adapter that runs a plain ``train(config, report)`` workload as a Ray Tune function trainable.
+
+Each workload report becomes one Tune result: ``step``, ``tokens``, ``flops`` (cumulative), ``wall_s``
+(since the trial started), ``cost`` (in the study's unit), ``report_index`` and the metrics as
+``m.<name>``. When the workload returns, one last result carries its final metrics and
+``sweeper.final``; the driver turns it into the trial's summary row rather than a report row.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ray import tune
+
+from sweeper.search.optuna_searcher import FINAL_KEY
+
+RESERVED = ("step", "tokens", "flops")
+
+
+def load_function(ref: str) -> Callable[..., Any]:
+    module_name, func_name = ref.split(":")
+    return getattr(importlib.import_module(module_name), func_name)
+
+
+def make_trainable(workload: str, params: dict[str, Any], seed: int, cost_unit: str) -> Callable[[dict], None]:
+    """A Tune function trainable that calls ``workload`` with the study's params merged into the config."""
+
+    def sweeper_trial(config: dict[str, Any]) -> None:
+        train = load_function(workload)
+        full = {**params, **config}
+        full.setdefault("seed", seed)
+        reporter = _Reporter(cost_unit)
+        final = train(full, reporter)
+        reporter.finish(final if isinstance(final, dict) else {})
+
+    return sweeper_trial
+
+
+class _Reporter:
+    """The ``report`` callable handed to a workload."""
+
+    def __init__(self, cost_unit: str):
+        self._t0 = time.perf_counter()
+        self._cost_unit = cost_unit
+        self._index = 0
+        self._last: dict[str, Any] = {"step": 0, "tokens": 0, "flops": 0.0}
+        self._metrics: dict[str, Any] = {}
+
+    def __call__(self, step: int | None = None, tokens: int | None = None, flops: float | None = None,
+                 **metrics: Any) -> None:
+        if step is not None:
+            self._last["step"] = int(step)
+        else:
+            self._last["step"] = self._index + 1
+        if tokens is not None:
+            self._last["tokens"] = int(tokens)
+        if flops is not None:
+            self._last["flops"] = float(flops)
+        result = self._base()
+        result["report_index"] = self._index
+        for name, value in metrics.items():
+            result[f"m.{name}"] = _plain(value)
+        self._metrics.update({k: v for k, v in result.items() if k.startswith("m.")})
+        self._index += 1
+        tune.report(result)
+
+    def finish(self, final: dict[str, Any]) -> None:
+        result = self._base()
+        result.update(self._metrics)
+        for name, value in final.items():
+            result[f"m.{name}"] = _plain(value)
+        result[FINAL_KEY] = True
+        tune.report(result)
+
+    def _base(self) -> dict[str, Any]:
+        wall = time.perf_counter() - self._t0
+        cost = self._last["flops"] if self._cost_unit == "flops" else wall
+        return {**self._last, "wall_s": wall, "cost": cost}
+
+
+def _plain(value: Any) -> Any:
+    """Numbers stay numbers (numpy and torch scalars included); anything else becomes text."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return value
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            value = item()
+            return value if isinstance(value, (int, float)) else str(value)
+        except (TypeError, ValueError, RuntimeError):
+            pass
+    if value is None:
+        return math.nan
+    return str(value)
