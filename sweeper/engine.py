@@ -96,6 +96,22 @@ def _cost_stopper(progress: StudyProgress, max_cost: float | None):
     return CostBudget()
 
 
+class _Quiet:
+    """Silences Ray Tune's console logging (trial tracebacks, tables) while a study runs: failures are
+    recorded in Parquet and shown by the live view instead."""
+
+    LOGGERS = ("ray.tune", "ray.train", "ray.air")
+
+    def __init__(self) -> None:
+        self._levels = {name: logging.getLogger(name).level for name in self.LOGGERS}
+        for name in self.LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+    def restore(self) -> None:
+        for name, level in self._levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
 def run_study(
     study: Study,
     results_dir: str | Path | None = None,
@@ -123,7 +139,7 @@ def run_study(
         max_cost=study.budget.max_cost, cost_unit=study.budget.cost,
     )
     store = ResultStore(results, study.name)
-    recorder = Recorder(progress, store, study.mixture_key, study.seed)
+    recorder = Recorder(progress, store, study.mixture_key, study.seed, study.params)
     view = LiveView(progress, stream=stream or sys.stdout, rich=rich)
 
     trainable = make_trainable(study.workload, study.params, study.seed, study.budget.cost)
@@ -149,11 +165,13 @@ def run_study(
         ),
     )
     started_ray = start_ray(address)
+    quiet = _Quiet()
     view.start()
     try:
         tuner.fit()
     finally:
         view.stop()
+        quiet.restore()
         recorder.flush()
         store.compact()
         if started_ray:

@@ -126,6 +126,16 @@ class LiveView(tune.Callback):
         self._last = 0.0
         self._printed: set[str] = set()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks with the experiment; streams and the Live display stay behind.
+        state = self.__dict__.copy()
+        state.update(stream=None, _live=None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.stream = sys.stdout
+
     def start(self) -> None:
         if self.rich:
             console = Console(file=self.stream)

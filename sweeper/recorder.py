@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from typing import Any
 
-from ray import tune
+from ray import cloudpickle, tune
 
 from sweeper.progress import StudyProgress, TrialRecord
 from sweeper.search.optuna_searcher import FINAL_KEY
@@ -20,8 +21,9 @@ class Recorder(tune.Callback):
     """Turns Tune events into ``StudyProgress`` updates and Parquet rows (flushed every ``flush_s``)."""
 
     def __init__(self, progress: StudyProgress, store: ResultStore, mixture_key: str | None,
-                 seed: int, flush_s: float = 2.0):
+                 seed: int, params: dict[str, Any] | None = None, flush_s: float = 2.0):
         self.progress = progress
+        self.params = dict(params or {})
         self.store = store
         self.mixture_key = mixture_key
         self.seed = seed
@@ -34,7 +36,8 @@ class Recorder(tune.Callback):
         record = self.progress.trials.get(trial.trial_id)
         if record is None:
             self.progress.trials[trial.trial_id] = TrialRecord(trial.trial_id, dict(trial.config))
-            self._flat[trial.trial_id] = flatten(trial.config, self.mixture_key)
+            full = {k: v for k, v in {**self.params, **trial.config}.items() if k != "seed"}
+            self._flat[trial.trial_id] = flatten(full, self.mixture_key)
         else:  # restarted after a failure
             record.status, record.finished = "running", False
 
@@ -49,7 +52,7 @@ class Recorder(tune.Callback):
             record.finished = True
             return
         record.reports += 1
-        row = self._row(trial, result, "report", "running")
+        row = self._row(trial, result, "report", "running", trial.num_failures)
         self.store.append(row)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -61,12 +64,14 @@ class Recorder(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record = self._record(trial)
         record.status = "done" if record.finished else "pruned"
+        record.attempt = trial.num_failures
         self._summary(trial, record)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record = self._record(trial)
         record.status = "error"
         record.error = _error_text(trial)
+        record.attempt = max(trial.num_failures - 1, 0)  # Tune counted this failure already
         self._summary(trial, record)
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
@@ -91,17 +96,18 @@ class Recorder(tune.Callback):
             "step": record.step, "tokens": record.tokens, "flops": record.flops, "wall_s": record.wall_s,
             "cost": record.cost, "report_index": record.reports, **record.metrics,
         }
-        self.store.append(self._row(trial, row, "summary", record.status, error=record.error))
+        self.store.append(self._row(trial, row, "summary", record.status, record.attempt, error=record.error))
         self.flush()
 
-    def _row(self, trial: Any, result: dict, kind: str, status: str, error: str | None = None) -> dict:
+    def _row(self, trial: Any, result: dict, kind: str, status: str, attempt: int,
+             error: str | None = None) -> dict:
         row = {k: result.get(k) for k in _COPIED}
         row.update({k: v for k, v in result.items() if k.startswith("m.")})
         row.update(
             trial_id=trial.trial_id,
             row_kind=kind,
             status=status,
-            attempt=trial.num_failures,
+            attempt=attempt,
             seed=int(trial.config.get("seed", self.seed)),
             node=result.get("hostname") or result.get("node_ip") or getattr(trial, "node_ip", None),
             time=dt.datetime.now(dt.timezone.utc),
@@ -112,16 +118,25 @@ class Recorder(tune.Callback):
 
 
 def _error_text(trial: Any) -> str:
-    """A one-line reason for a trial's failure: the workload's own exception, not Ray's wrapping."""
-    try:
-        exc = trial.get_pickled_error()
-    except Exception:  # noqa: BLE001 - an unreadable error file must not stop the study
-        exc = None
+    """A one-line reason for a trial's failure: the workload's own exception, not Ray's wrapping.
+
+    Tune writes the error next to the trial on the driver before it calls the callbacks; read it there.
+    """
+    exc = None
+    path = getattr(trial, "pickled_error_file", None)
+    if path and os.path.exists(path):
+        try:
+            with open(path, "rb") as fh:
+                exc = cloudpickle.load(fh)
+        except Exception:  # noqa: BLE001 - an unreadable error file must not stop the study
+            exc = None
     if exc is not None:
         cause = getattr(exc, "cause", None) or exc
         return f"{type(cause).__name__}: {cause}".strip()[:2000]
-    text = trial.get_error() if hasattr(trial, "get_error") else None
-    if text:
-        lines = [line for line in str(text).strip().splitlines() if line.strip()]
-        return lines[-1][:2000] if lines else "error"
+    path = getattr(trial, "error_file", None)
+    if path and os.path.exists(path):
+        with open(path) as fh:
+            lines = [line for line in fh.read().strip().splitlines() if line.strip()]
+        if lines:
+            return lines[-1][:2000]
     return "error (no message)"

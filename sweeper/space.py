@@ -47,7 +47,8 @@ class FloatParam(_Param):
             return [self.center if self.center is not None else (self.low + self.high) / 2]
         if self.log:
             lo, hi = math.log(self.low), math.log(self.high)
-            return [math.exp(lo + (hi - lo) * i / (self.points - 1)) for i in range(self.points)]
+            values = [math.exp(lo + (hi - lo) * i / (self.points - 1)) for i in range(self.points)]
+            return [min(max(v, self.low), self.high) for v in values]
         return [self.low + (self.high - self.low) * i / (self.points - 1) for i in range(self.points)]
 
 

@@ -23,7 +23,8 @@ def build_sampler(study: Study, path: str = "<study>") -> optuna.samplers.BaseSa
         return optuna.samplers.GridSampler(space_mod.grid(study.space), seed=study.seed)
     name = "random" if search.algo == "random" else search.sampler
     if name in SINGLE_OBJECTIVE_SAMPLERS and len(search.metrics) > 1:
-        raise StudyError(path, "search.sampler", f"{name!r} is single-objective; use tpe, gp or nsga2 for {search.metrics}")
+        raise StudyError(path, "search.sampler",
+                         f"{name!r} is single-objective; use tpe, gp or nsga2 for {search.metrics}")
     factories = {
         "tpe": optuna.samplers.TPESampler,
         "gp": optuna.samplers.GPSampler,
@@ -39,7 +40,8 @@ def build_sampler(study: Study, path: str = "<study>") -> optuna.samplers.BaseSa
     accepted = inspect.signature(factory).parameters
     unknown = [k for k in options if k not in accepted]
     if unknown:
-        raise StudyError(path, "search.options", f"{name} sampler has no option(s) {unknown}; it takes {sorted(accepted)}")
+        raise StudyError(path, "search.options",
+                         f"{name} sampler has no option(s) {unknown}; it takes {sorted(accepted)}")
     try:
         return factory(**options)
     except (TypeError, ValueError, ImportError) as exc:
