@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 BASE_FIELDS: list[pa.Field] = [
     pa.field("study", pa.string()),
+    pa.field("phase", pa.string()),
     pa.field("trial_id", pa.string()),
     pa.field("row_kind", pa.string()),
     pa.field("status", pa.string()),
@@ -55,19 +56,21 @@ def scan_rows(study_dir: str | Path) -> pl.LazyFrame:
     return pl.scan_parquet(files)
 
 
-def read_trials(study_dir: str | Path) -> pl.DataFrame:
-    """One summary row per trial (its final status, config and last metrics)."""
-    return scan_rows(study_dir).filter(pl.col("row_kind") == "summary").sort("trial_id", "attempt").collect()
+def _in_phase(frame: pl.LazyFrame, phase: str | None) -> pl.LazyFrame:
+    return frame if phase is None else frame.filter(pl.col("phase") == phase)
 
 
-def read_reports(study_dir: str | Path) -> pl.DataFrame:
+def read_trials(study_dir: str | Path, phase: str | None = None) -> pl.DataFrame:
+    """One summary row per trial (its final status, config and last metrics); ``phase`` filters, e.g.
+    ``"search"`` for the sweep itself and ``"validate"`` for a study's follow-up runs."""
+    rows = _in_phase(scan_rows(study_dir), phase)
+    return rows.filter(pl.col("row_kind") == "summary").sort("trial_id", "attempt").collect()
+
+
+def read_reports(study_dir: str | Path, phase: str | None = None) -> pl.DataFrame:
     """The report rows of every trial, in order (whole learning curves)."""
-    return (
-        scan_rows(study_dir)
-        .filter(pl.col("row_kind") == "report")
-        .sort("trial_id", "attempt", "report_index")
-        .collect()
-    )
+    rows = _in_phase(scan_rows(study_dir), phase)
+    return rows.filter(pl.col("row_kind") == "report").sort("trial_id", "attempt", "report_index").collect()
 
 
 def column_order(names: Iterable[str]) -> list[str]:
@@ -124,8 +127,9 @@ def _as_float(value: Any) -> float | None:
 class ResultStore:
     """Append-only, crash-safe Parquet writer for one study's rows (used on the driver only)."""
 
-    def __init__(self, study_dir: str | Path, study: str):
+    def __init__(self, study_dir: str | Path, study: str, phase: str = "search"):
         self.study = study
+        self.phase = phase
         self.dir = rows_dir(study_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self._pending: list[dict[str, Any]] = []
@@ -137,7 +141,7 @@ class ResultStore:
     # -- writing -----------------------------------------------------------------------------------
     def append(self, row: dict[str, Any]) -> None:
         """Queue one row; it reaches disk at the next ``flush``."""
-        self._pending.append({"study": self.study, **row})
+        self._pending.append({"study": self.study, "phase": self.phase, **row})
 
     @property
     def pending(self) -> int:
