@@ -139,7 +139,8 @@ def run_study(
         max_cost=study.budget.max_cost, cost_unit=study.budget.cost,
     )
     store = ResultStore(results, study.name)
-    recorder = Recorder(progress, store, study.mixture_key, study.seed, study.params)
+    syncs = [searcher.sync] if hasattr(searcher, "sync") else []
+    recorder = Recorder(progress, store, study.mixture_key, study.seed, study.params, syncs=syncs)
     view = LiveView(progress, stream=stream or sys.stdout, rich=rich)
 
     trainable = make_trainable(study.workload, study.params, study.seed, study.budget.cost)
@@ -172,7 +173,7 @@ def run_study(
     finally:
         view.stop()
         quiet.restore()
-        recorder.flush()
+        recorder.flush(sync=True)
         store.compact()
         if started_ray:
             import ray

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ray import cloudpickle, tune
@@ -21,8 +22,10 @@ class Recorder(tune.Callback):
     """Turns Tune events into ``StudyProgress`` updates and Parquet rows (flushed every ``flush_s``)."""
 
     def __init__(self, progress: StudyProgress, store: ResultStore, mixture_key: str | None,
-                 seed: int, params: dict[str, Any] | None = None, flush_s: float = 2.0):
+                 seed: int, params: dict[str, Any] | None = None, flush_s: float = 2.0,
+                 syncs: list[Callable[[], None]] | None = None):
         self.progress = progress
+        self.syncs = list(syncs or [])
         self.params = dict(params or {})
         self.store = store
         self.mixture_key = mixture_key
@@ -75,16 +78,21 @@ class Recorder(tune.Callback):
         self._summary(trial, record)
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
-        if self.store.pending and time.monotonic() - self._last_flush >= self.flush_s:
-            self.flush()
+        if time.monotonic() - self._last_flush >= self.flush_s:
+            self.flush(sync=True)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self.flush()
+        self.flush(sync=True)
 
     # -- helpers -----------------------------------------------------------------------------------
-    def flush(self) -> None:
+    def flush(self, sync: bool = False) -> None:
+        """Write pending rows; with ``sync``, also make them (and the searcher's state) durable."""
         self.store.flush()
-        self._last_flush = time.monotonic()
+        if sync:
+            self.store.sync()
+            for fn in self.syncs:
+                fn()
+            self._last_flush = time.monotonic()
 
     def _record(self, trial: Any) -> TrialRecord:
         if trial.trial_id not in self.progress.trials:

@@ -2,15 +2,18 @@
 
 Layout: ``<study_dir>/rows/part-<lo>-<hi>.parquet``. Each file covers a range of flush sequence numbers;
 a flush writes one file ``part-<n>-<n>``, compaction merges files into one whose range covers theirs.
-Files are written under a temporary name, synced and renamed, so a killed process leaves only whole
-files, and every file shares one schema (when a new column or a wider type appears, earlier files are
-rewritten, again by rename), so a plain ``pl.scan_parquet("<study_dir>/**/*.parquet")`` reads the study.
+Files are written under a temporary name and renamed, so a killed process leaves only whole files;
+``sync()`` (called every few seconds) fsyncs what was written since, so a power failure loses at most
+those seconds, and a file left unreadable by one is set aside when the store is opened. Every file
+shares one schema (when a new column or a wider type appears, earlier files are rewritten, again by
+rename), so a plain ``pl.scan_parquet("<study_dir>/**/*.parquet")`` reads the study.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -133,7 +136,9 @@ class ResultStore:
         self.dir = rows_dir(study_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self._pending: list[dict[str, Any]] = []
+        self._unsynced: set[Path] = set()
         self._remove_covered_files()
+        self._set_aside_unreadable_files()
         self._schema = self._read_schema()
         self._next_seq = 1 + max((hi for _, hi, _ in self._parts()), default=0)
         self.rows_written = 0
@@ -177,6 +182,7 @@ class ResultStore:
         table = pa.concat_tables(pq.read_table(p[2]) for p in parts)
         target = self.dir / f"part-{lo:08d}-{hi:08d}.parquet"
         self._write_atomic(table, target)
+        self.sync()  # the merged file is durable before the parts it replaces go
         for _, _, path in parts:
             if path != target:
                 path.unlink(missing_ok=True)
@@ -190,6 +196,30 @@ class ResultStore:
             if m:
                 out.append((int(m.group(1)), int(m.group(2)), path))
         return sorted(out)
+
+    def sync(self) -> None:
+        """fsync every file written since the last sync, and the folder (their names)."""
+        if not self._unsynced:
+            return
+        for path in self._unsynced:
+            if path.exists():
+                with open(path, "rb") as fh:
+                    os.fsync(fh.fileno())
+        dir_fd = os.open(self.dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        self._unsynced.clear()
+
+    def _set_aside_unreadable_files(self) -> None:
+        """A file that a power failure left unreadable is renamed ``*.unreadable`` (out of every glob)."""
+        for _, _, path in self._parts():
+            try:
+                pq.read_metadata(path)
+            except (OSError, pa.ArrowException):
+                warnings.warn(f"{path}: unreadable Parquet file set aside as {path.name}.unreadable", stacklevel=2)
+                path.rename(path.with_name(path.name + ".unreadable"))
 
     def _remove_covered_files(self) -> None:
         """Delete files whose range lies inside a compacted file's (left by a crash mid-compaction)."""
@@ -236,11 +266,5 @@ class ResultStore:
     def _write_atomic(self, table: pa.Table, path: Path) -> None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         pq.write_table(table, tmp, compression="zstd")
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
         os.replace(tmp, path)
-        dir_fd = os.open(self.dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        self._unsynced.add(path)

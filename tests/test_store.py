@@ -6,6 +6,7 @@ import datetime as dt
 
 import polars as pl
 import pyarrow.parquet as pq
+import pytest
 
 from sweeper.store import ResultStore, read_reports, read_trials, rows_dir, scan_rows
 
@@ -80,3 +81,18 @@ def test_duckdb_and_pandas_read_the_rows(tmp_path):
 
 def test_empty_study_scans_to_an_empty_frame(tmp_path):
     assert scan_rows(tmp_path).collect().height == 0
+
+
+def test_unreadable_file_is_set_aside_on_open(tmp_path):
+    store = ResultStore(tmp_path, "s")
+    store.append(_row("a", 0, **{"m.loss": 1.0}))
+    store.flush()
+    store.sync()
+    # what a power failure can leave: a renamed file whose data never reached the disk
+    (rows_dir(tmp_path) / "part-00000002-00000002.parquet").write_bytes(b"")
+    with pytest.warns(UserWarning, match="unreadable"):
+        reopened = ResultStore(tmp_path, "s")
+    assert [p.name for p in rows_dir(tmp_path).glob("*.parquet")] == ["part-00000001-00000001.parquet"]
+    assert pl.scan_parquet(f"{tmp_path}/**/*.parquet").collect().height == 1
+    reopened.append(_row("b", 0, **{"m.loss": 2.0}))
+    assert reopened.flush().name == "part-00000002-00000002.parquet"

@@ -59,14 +59,16 @@ def default_trials(study: Study) -> int:
 
 def build_searcher(study: Study, results_dir: str | Path, path: str = "<study>") -> Searcher:
     """The Ray Tune Searcher for a study."""
-    from sweeper.search.optuna_searcher import OptunaSearcher, open_storage
+    from sweeper.search.optuna_searcher import OptunaSearcher, open_journal
 
+    storage, journal = open_journal(results_dir)
     return OptunaSearcher(
         space=study.space,
         sampler=build_sampler(study, path),
         metrics=study.search.metrics,
         modes=study.search.modes,
-        storage=open_storage(results_dir),
+        storage=storage,
         study_name=study.name,
         max_trials=default_trials(study),
+        journal=journal,
     )
