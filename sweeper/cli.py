@@ -25,7 +25,36 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", metavar="ADDR", help="join an existing Ray cluster (e.g. auto or HOST:6379); "
                    "default: start an embedded local Ray")
     p.add_argument("--plain", action="store_true", help="one plain line per finished trial, even on a terminal")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue the study in its results folder: finished "
+                       "trials are kept, interrupted ones rerun, the searcher's state restored")
+    again.add_argument("--fresh", action="store_true", help="delete the results folder's earlier results first")
     p.set_defaults(func=_run)
+
+    r = sub.add_parser("resume", help="continue an interrupted study from its results folder", description=(
+        "Continue the study saved in DIR/study.yaml: finished trials are kept, interrupted ones rerun, every "
+        "reported row kept exactly once. --set may change safe keys (budget, resources, max_failures)."))
+    r.add_argument("dir", help="the study's results folder, e.g. results/quick")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a safe study key, e.g. --set budget.trials=60")
+    r.add_argument("--address", metavar="ADDR", help="join an existing Ray cluster")
+    r.add_argument("--plain", action="store_true", help="one plain line per finished trial")
+    r.set_defaults(func=_resume)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sweeper.engine import STUDY_COPY, run_study
+    from sweeper.spec import load_study
+
+    copy = Path(args.dir) / STUDY_COPY
+    if not copy.exists():
+        raise UserError(f"{args.dir}: no {STUDY_COPY} here, so there is no study to resume")
+    study = load_study(copy, args.overrides)
+    outcome = run_study(study, args.dir, address=args.address, rich=False if args.plain else None,
+                        source=str(copy), resume=True)
+    return _print_outcome(study.name, outcome)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -34,10 +63,14 @@ def _run(args: argparse.Namespace) -> int:
 
     study = load_study(args.study, args.overrides)
     outcome = run_study(study, args.results, address=args.address, rich=False if args.plain else None,
-                        source=args.study)
+                        source=args.study, resume=args.resume, fresh=args.fresh)
+    return _print_outcome(study.name, outcome)
+
+
+def _print_outcome(name: str, outcome) -> int:
     counts = outcome.counts
     best = outcome.progress.best()
-    print(f"{study.name}: {sum(counts.values())} trials ({', '.join(f'{k} {v}' for k, v in counts.items() if v)}), "
+    print(f"{name}: {sum(counts.values())} trials ({', '.join(f'{k} {v}' for k, v in counts.items() if v)}), "
           f"{outcome.rows_written} rows -> {outcome.results_dir}")
     if best is not None:
         print(f"best {outcome.progress.metric} = {outcome.progress.best_value():.6g} (trial {best.trial_id})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,46 +120,92 @@ def run_study(
     stream: TextIO | None = None,
     rich: bool | None = None,
     source: str = "<study>",
+    resume: bool = False,
+    fresh: bool = False,
 ) -> Outcome:
-    """Run a study to completion with Ray Tune; every report lands in Parquet under ``results_dir``."""
+    """Run a study with Ray Tune; every report lands in Parquet under ``results_dir``.
+
+    A folder that already holds results is refused unless ``resume`` (continue: finished trials are
+    kept, interrupted ones rerun, the searcher's state restored) or ``fresh`` (start over).
+    """
+    from sweeper.resume import StudyLock
+
+    results = Path(results_dir) if results_dir is not None else default_results_dir(study)
+    with StudyLock(results):
+        return _run_locked(study, results, address, stream, rich, source, resume, fresh)
+
+
+def _prepare_folder(study: Study, results: Path, resume: bool, fresh: bool) -> list[str]:
+    from sweeper.resume import check_resumable, has_results
+
+    data = study.model_dump(mode="json")
+    if has_results(results):
+        if fresh:
+            for child in results.iterdir():
+                if child.name != ".lock":
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        elif resume:
+            notes = check_resumable(results, data, STUDY_COPY)
+            (results / STUDY_COPY).write_text(yaml.safe_dump(data, sort_keys=False))
+            return notes
+        else:
+            raise UserError(
+                f"{results}: already holds results of a study; continue it with --resume (or `sweeper resume "
+                f"{results}`), start over with --fresh, or write elsewhere with --results DIR"
+            )
+    results.mkdir(parents=True, exist_ok=True)
+    (results / STUDY_COPY).write_text(yaml.safe_dump(data, sort_keys=False))
+    return []
+
+
+def _run_locked(study: Study, results: Path, address: str | None, stream: TextIO | None, rich: bool | None,
+                source: str, resume: bool, fresh: bool) -> Outcome:
     from ray import tune
 
     from sweeper.live import LiveView
     from sweeper.recorder import Recorder
+    from sweeper.resume import close_interrupted
     from sweeper.search import build_searcher, default_trials
     from sweeper.trial import make_trainable
 
-    results = Path(results_dir) if results_dir is not None else default_results_dir(study)
-    results.mkdir(parents=True, exist_ok=True)
-    (results / STUDY_COPY).write_text(yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
-
-    searcher = build_searcher(study, results, source)
+    _prepare_folder(study, results, resume, fresh)
+    store = ResultStore(results, study.name)
+    prior = close_interrupted(results, store)
     total = default_trials(study)
+    remaining = max(total - prior.n_finished, 0)
     progress = StudyProgress(
         name=study.name, metric=study.search.metrics[0], mode=study.search.modes[0], total_trials=total,
         max_cost=study.budget.max_cost, cost_unit=study.budget.cost,
     )
-    store = ResultStore(results, study.name)
+    progress.add_finished(prior.finished)
+    out = stream or sys.stdout
+    if remaining == 0 or (study.budget.max_cost is not None and progress.cost_spent >= study.budget.max_cost):
+        print(f"{study.name}: nothing left to run ({prior.n_finished}/{total} trials finished)", file=out)
+        return Outcome(results, progress, 0)
+
+    searcher = build_searcher(study, results, source, max_trials=remaining, resume=resume)
     syncs = [searcher.sync] if hasattr(searcher, "sync") else []
     recorder = Recorder(progress, store, study.mixture_key, study.seed, study.params, syncs=syncs)
-    view = LiveView(progress, stream=stream or sys.stdout, rich=rich)
+    view = LiveView(progress, stream=out, rich=rich)
 
     trainable = make_trainable(study.workload, study.params, study.seed, study.budget.cost)
     trainable = tune.with_resources(trainable, {"cpu": study.resources.cpu, "gpu": study.resources.gpu})
+    ray_dir = results / "ray"
+    run_name = f"run-{len(list(ray_dir.glob('run-*'))) + 1}" if ray_dir.exists() else "run-1"
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=build_scheduler(study),
-            num_samples=total,
+            num_samples=remaining,
             max_concurrent_trials=study.budget.concurrent,
             time_budget_s=study.budget.max_wall_s,
             reuse_actors=True,
             trial_dirname_creator=lambda trial: trial.trial_id,
         ),
         run_config=tune.RunConfig(
-            name="tune",
-            storage_path=str((results / "ray").resolve()),
+            name=run_name,
+            storage_path=str(ray_dir.resolve()),
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=study.max_failures),
             stop=_cost_stopper(progress, study.budget.max_cost),

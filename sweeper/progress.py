@@ -45,6 +45,23 @@ class StudyProgress:
     cost_unit: str = "flops"
     trials: dict[str, TrialRecord] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
+    finished_before: int = 0  # trials finished by earlier runs of a resumed study
+
+    def add_finished(self, summaries: Any) -> None:
+        """Seed the progress with trials finished by earlier runs (a Polars frame of summary rows)."""
+        for row in summaries.iter_rows(named=True):
+            config = {k[4:]: v for k, v in row.items() if k.startswith("cfg.") and v is not None}
+            mix = {k[4:]: v for k, v in row.items() if k.startswith("mix.") and v is not None}
+            if mix:
+                config["mix"] = mix
+            self.trials[row["trial_id"]] = TrialRecord(
+                trial_id=row["trial_id"], config=config, status=row["status"], attempt=row["attempt"] or 0,
+                reports=row["report_index"] or 0, step=row["step"], tokens=row["tokens"],
+                flops=row["flops"] or 0.0, wall_s=row["wall_s"] or 0.0, cost=row["cost"] or 0.0,
+                metrics={k: v for k, v in row.items() if k.startswith("m.") and v is not None},
+                error=row["error"], finished=row["status"] == "done",
+            )
+        self.finished_before = self.finished
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STATUSES, 0)
@@ -54,7 +71,7 @@ class StudyProgress:
 
     @property
     def finished(self) -> int:
-        return sum(t.status != "running" for t in self.trials.values())
+        return sum(t.status not in ("running", "interrupted") for t in self.trials.values())
 
     @property
     def cost_spent(self) -> float:
@@ -93,11 +110,12 @@ class StudyProgress:
     def eta_s(self) -> float | None:
         """Seconds left: by finished trials per second, or by cost spent when a cost cap ends it sooner."""
         done = self.finished
+        done_now = done - self.finished_before
         estimates = []
-        if done > 0 and self.total_trials > done:
-            estimates.append(self.elapsed / done * (self.total_trials - done))
-        elif self.total_trials <= done:
+        if self.total_trials <= done:
             estimates.append(0.0)
+        elif done_now > 0:
+            estimates.append(self.elapsed / done_now * (self.total_trials - done))
         if self.max_cost and self.cost_spent > 0:
             estimates.append(max(0.0, self.elapsed / self.cost_spent * (self.max_cost - self.cost_spent)))
         return min(estimates) if estimates else None

@@ -41,4 +41,5 @@ def run(tmp_path: Path, **overrides: Any):
     """Run a tiny synthetic study in ``tmp_path/results`` and return its Outcome."""
     study = parse_study(study_data(**overrides))
     tmp_path.mkdir(parents=True, exist_ok=True)
-    return run_study(study, tmp_path / "results", rich=False, stream=open(tmp_path / "live.log", "w"))
+    with open(tmp_path / "live.log", "w") as log:
+        return run_study(study, tmp_path / "results", rich=False, stream=log)

@@ -57,18 +57,23 @@ def default_trials(study: Study) -> int:
     return 20
 
 
-def build_searcher(study: Study, results_dir: str | Path, path: str = "<study>") -> Searcher:
-    """The Ray Tune Searcher for a study."""
+def build_searcher(study: Study, results_dir: str | Path, path: str = "<study>", max_trials: int | None = None,
+                   resume: bool = False) -> Searcher:
+    """The Ray Tune Searcher for a study; ``max_trials`` is what this run may still ask for, and with
+    ``resume`` the searcher picks its state up from the results folder."""
     from sweeper.search.optuna_searcher import OptunaSearcher, open_journal
 
     storage, journal = open_journal(results_dir)
-    return OptunaSearcher(
+    searcher = OptunaSearcher(
         space=study.space,
         sampler=build_sampler(study, path),
         metrics=study.search.metrics,
         modes=study.search.modes,
         storage=storage,
         study_name=study.name,
-        max_trials=default_trials(study),
+        max_trials=default_trials(study) if max_trials is None else max_trials,
         journal=journal,
     )
+    if resume:
+        searcher.requeue_unfinished()
+    return searcher
