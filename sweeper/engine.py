@@ -185,10 +185,14 @@ def _run_locked(study: Study, results: Path, address: str | None, stream: TextIO
 
     searcher = build_searcher(study, results, source, max_trials=remaining, resume=resume)
     syncs = [searcher.sync] if hasattr(searcher, "sync") else []
-    recorder = Recorder(progress, store, study.mixture_key, study.seed, study.params, syncs=syncs)
+    from sweeper.search.optuna_searcher import result_key
+
+    recorder = Recorder(progress, store, study.mixture_key, study.seed, study.params, syncs=syncs,
+                        objectives=[result_key(m) for m in study.search.metrics])
     view = LiveView(progress, stream=out, rich=rich)
 
-    trainable = make_trainable(study.workload, study.params, study.seed, study.budget.cost)
+    trainable = make_trainable(study.workload, study.params, study.seed, study.budget.cost,
+                               study.budget.trial_timeout_s)
     trainable = tune.with_resources(trainable, {"cpu": study.resources.cpu, "gpu": study.resources.gpu})
     ray_dir = results / "ray"
     run_name = f"run-{len(list(ray_dir.glob('run-*'))) + 1}" if ray_dir.exists() else "run-1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import time
 from collections.abc import Callable
@@ -23,8 +24,9 @@ class Recorder(tune.Callback):
 
     def __init__(self, progress: StudyProgress, store: ResultStore, mixture_key: str | None,
                  seed: int, params: dict[str, Any] | None = None, flush_s: float = 2.0,
-                 syncs: list[Callable[[], None]] | None = None):
+                 syncs: list[Callable[[], None]] | None = None, objectives: list[str] | None = None):
         self.progress = progress
+        self.objectives = list(objectives or [])  # result keys that must be finite for a trial to count as done
         self.syncs = list(syncs or [])
         self.params = dict(params or {})
         self.store = store
@@ -67,6 +69,11 @@ class Recorder(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record = self._record(trial)
         record.status = "done" if record.finished else "pruned"
+        bad = [k for k in self.objectives if not _finite(record.metrics.get(k))]
+        if record.finished and bad:
+            record.status = "error"
+            record.error = "non-finite or missing objective: " + ", ".join(
+                f"{k[2:] if k.startswith('m.') else k}={record.metrics.get(k)}" for k in bad)
         record.attempt = trial.num_failures
         self._summary(trial, record)
 
@@ -148,3 +155,7 @@ def _error_text(trial: Any) -> str:
         if lines:
             return lines[-1][:2000]
     return "error (no message)"
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -86,6 +86,7 @@ class BudgetSpec(_Strict):
     concurrent: int = Field(1, ge=1)
     max_cost: float | None = Field(None, gt=0)
     max_wall_s: float | None = Field(None, gt=0)
+    trial_timeout_s: float | None = Field(None, gt=0, description="a trial running longer is stopped as an error")
     cost: Literal["flops", "wall_s"] = "flops"
 
 

@@ -8,8 +8,11 @@ Each workload report becomes one Tune result: ``step``, ``tokens``, ``flops`` (c
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import math
+import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +21,12 @@ from ray import tune
 
 from sweeper.search.optuna_searcher import FINAL_KEY
 
-RESERVED = ("step", "tokens", "flops")
+
+class TrialTimeout(Exception):
+    """A trial ran past the study's ``budget.trial_timeout_s``."""
+
+    def __init__(self, message: str = "the trial ran past its time limit (budget.trial_timeout_s)"):
+        super().__init__(message)
 
 
 def load_function(ref: str) -> Callable[..., Any]:
@@ -26,18 +34,50 @@ def load_function(ref: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module_name), func_name)
 
 
-def make_trainable(workload: str, params: dict[str, Any], seed: int, cost_unit: str) -> Callable[[dict], None]:
-    """A Tune function trainable that calls ``workload`` with the study's params merged into the config."""
+def make_trainable(workload: str, params: dict[str, Any], seed: int, cost_unit: str,
+                   timeout_s: float | None = None) -> Callable[[dict], None]:
+    """A Tune function trainable that calls ``workload`` with the study's params merged into the config.
+
+    With ``timeout_s``, a watchdog raises ``TrialTimeout`` inside the workload once the time is up (at its
+    next Python instruction); a workload stuck in native code past a further grace period takes its
+    worker process down with it, which Ray reports as a dead actor.
+    """
 
     def sweeper_trial(config: dict[str, Any]) -> None:
         train = load_function(workload)
         full = {**params, **config}
         full.setdefault("seed", seed)
         reporter = _Reporter(cost_unit)
-        final = train(full, reporter)
+        watchdog = _Watchdog(timeout_s) if timeout_s else None
+        try:
+            final = train(full, reporter)
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
         reporter.finish(final if isinstance(final, dict) else {})
 
     return sweeper_trial
+
+
+class _Watchdog:
+    """Raises ``TrialTimeout`` in the thread that created it after ``timeout_s``; exits the process if
+    the thread is still busy ``grace_s`` later."""
+
+    def __init__(self, timeout_s: float, grace_s: float = 30.0):
+        self._thread_id = threading.get_ident()
+        self._done = threading.Event()
+        self._timer = threading.Thread(target=self._watch, args=(timeout_s, grace_s), daemon=True)
+        self._timer.start()
+
+    def _watch(self, timeout_s: float, grace_s: float) -> None:
+        if self._done.wait(timeout_s):
+            return
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread_id), ctypes.py_object(TrialTimeout))
+        if not self._done.wait(grace_s):
+            os._exit(70)
+
+    def cancel(self) -> None:
+        self._done.set()
 
 
 class _Reporter:

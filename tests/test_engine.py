@@ -136,3 +136,14 @@ def test_mixture_columns(tmp_path):
     trials = read_trials(outcome.results_dir)
     weights = trials.select("mix.code", "mix.prose", "mix.math").sum_horizontal()
     assert ((weights - 1).abs() < 1e-9).all()
+
+
+def test_nan_losses_and_hung_trials_are_errors_with_reasons(tmp_path):
+    outcome = run(tmp_path, params={"steps": 3, "nan_above_lr": 1e-3, "hang_above_lr": 1e-2},
+                  space={"lr": {"type": "choice", "values": [1e-4, 5e-3, 5e-2]}},
+                  search={"algo": "grid", "metric": "loss"}, budget={"concurrent": 2, "trial_timeout_s": 3})
+    trials = read_trials(outcome.results_dir).sort("cfg.lr")
+    assert trials["status"].to_list() == ["done", "error", "error"]
+    nan, hung = trials["error"][1], trials["error"][2]
+    assert nan.startswith("non-finite or missing objective: loss=nan")
+    assert hung.startswith("TrialTimeout") and "trial_timeout_s" in hung

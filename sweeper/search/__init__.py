@@ -16,11 +16,19 @@ from sweeper.spec import Study
 SINGLE_OBJECTIVE_SAMPLERS = {"cmaes"}
 
 
+class GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler for ask/tell use: Optuna's own stops ``study.optimize`` once the grid is
+    covered, which raises outside ``optimize``; here the engine counts trials itself (the grid size)."""
+
+    def after_trial(self, study, trial, state, values) -> None:  # noqa: ANN001 - Optuna's signature
+        return None
+
+
 def build_sampler(study: Study, path: str = "<study>") -> optuna.samplers.BaseSampler:
     """The Optuna sampler a study asks for, seeded by the study's seed."""
     search = study.search
     if search.algo == "grid":
-        return optuna.samplers.GridSampler(space_mod.grid(study.space), seed=study.seed)
+        return GridSampler(space_mod.grid(study.space), seed=study.seed)
     name = "random" if search.algo == "random" else search.sampler
     if name in SINGLE_OBJECTIVE_SAMPLERS and len(search.metrics) > 1:
         raise StudyError(path, "search.sampler",

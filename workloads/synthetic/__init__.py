@@ -46,6 +46,8 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "sleep_s": 0.0,
     "fail_above_lr": None,
+    "nan_above_lr": None,
+    "hang_above_lr": None,
 }
 
 
@@ -76,8 +78,9 @@ def expected_loss(n_params: float, tokens: float, lr: float, mix: dict[str, floa
 def train(config: dict[str, Any], report: Callable[..., None]) -> dict[str, float]:
     """Report the loss curve of one synthetic run (the workload contract: ``train(config, report)``).
 
-    Extra keys: ``sleep_s`` waits that long per step (to imitate real work), ``fail_above_lr`` raises
-    for learning rates above it (to exercise failure handling).
+    Extra keys: ``sleep_s`` waits that long per step (to imitate real work); for learning rates above
+    ``fail_above_lr`` it raises, above ``nan_above_lr`` its loss is NaN, above ``hang_above_lr`` it hangs
+    after its first report (to exercise failure handling).
     """
     unknown = set(config) - set(DEFAULTS)
     if unknown:
@@ -96,7 +99,12 @@ def train(config: dict[str, Any], report: Callable[..., None]) -> dict[str, floa
     for step in range(1, steps + 1):
         tokens = d_total * step / steps
         loss = expected_loss(n, tokens, lr, cfg.get("mix")) * math.exp(noise * rng.standard_normal())
+        if cfg["nan_above_lr"] is not None and lr > float(cfg["nan_above_lr"]):
+            loss = math.nan
         if cfg["sleep_s"]:
             time.sleep(float(cfg["sleep_s"]))
         report(step=step, tokens=int(tokens), flops=6.0 * n * tokens, loss=loss)
+        if cfg["hang_above_lr"] is not None and lr > float(cfg["hang_above_lr"]):
+            while True:
+                time.sleep(0.1)
     return {"loss": loss}
