@@ -11,7 +11,10 @@ from collections.abc import Sequence
 from sweeper.errors import UserError
 
 # Subcommands that live in sweeper/commands/<module>.py: (group, name) -> (module, help).
-COMMANDS: dict[tuple[str, str], tuple[str, str]] = {}
+COMMANDS: dict[tuple[str, str], tuple[str, str]] = {
+    ("fit", "mixture"): ("fit_mixture", "RegMix: regression from mixture weights to a target, then a simplex search "
+                         "for the best mixture"),
+}
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
