@@ -14,6 +14,7 @@ import yaml
 
 from sweeper.errors import UserError
 from sweeper.progress import StudyProgress
+from sweeper.space import presets_of
 from sweeper.spec import Study
 from sweeper.store import ResultStore
 
@@ -188,11 +189,11 @@ def _run_locked(study: Study, results: Path, address: str | None, stream: TextIO
     from sweeper.search.optuna_searcher import result_key
 
     recorder = Recorder(progress, store, study.mixture_key, study.seed, study.params, syncs=syncs,
-                        objectives=[result_key(m) for m in study.search.metrics])
+                        objectives=[result_key(m) for m in study.search.metrics], presets=presets_of(study.space))
     view = LiveView(progress, stream=out, rich=rich)
 
     trainable = make_trainable(study.workload, study.params, study.seed, study.budget.cost,
-                               study.budget.trial_timeout_s)
+                               study.budget.trial_timeout_s, presets_of(study.space))
     trainable = tune.with_resources(trainable, {"cpu": study.resources.cpu, "gpu": study.resources.gpu})
     ray_dir = results / "ray"
     run_name = f"run-{len(list(ray_dir.glob('run-*'))) + 1}" if ray_dir.exists() else "run-1"

@@ -13,7 +13,7 @@ from ray import cloudpickle, tune
 
 from sweeper.progress import StudyProgress, TrialRecord
 from sweeper.search.optuna_searcher import FINAL_KEY
-from sweeper.space import flatten
+from sweeper.space import expand_presets, flatten
 from sweeper.store import ResultStore
 
 _COPIED = ("step", "tokens", "flops", "wall_s", "cost", "report_index")
@@ -24,8 +24,10 @@ class Recorder(tune.Callback):
 
     def __init__(self, progress: StudyProgress, store: ResultStore, mixture_key: str | None,
                  seed: int, params: dict[str, Any] | None = None, flush_s: float = 2.0,
-                 syncs: list[Callable[[], None]] | None = None, objectives: list[str] | None = None):
+                 syncs: list[Callable[[], None]] | None = None, objectives: list[str] | None = None,
+                 presets: dict[str, dict[str, dict[str, Any]]] | None = None):
         self.progress = progress
+        self.presets = dict(presets or {})
         self.objectives = list(objectives or [])  # result keys that must be finite for a trial to count as done
         self.syncs = list(syncs or [])
         self.params = dict(params or {})
@@ -41,7 +43,8 @@ class Recorder(tune.Callback):
         record = self.progress.trials.get(trial.trial_id)
         if record is None:
             self.progress.trials[trial.trial_id] = TrialRecord(trial.trial_id, dict(trial.config))
-            full = {k: v for k, v in {**self.params, **trial.config}.items() if k != "seed"}
+            full = expand_presets({**self.params, **trial.config}, self.presets)
+            full.pop("seed", None)
             self._flat[trial.trial_id] = flatten(full, self.mixture_key)
         else:  # restarted after a failure
             record.status, record.finished = "running", False

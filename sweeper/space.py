@@ -86,15 +86,25 @@ class IntParam(_Param):
 
 
 class ChoiceParam(_Param):
-    """One of a list of values (strings, numbers or booleans)."""
+    """One of a list of values (strings, numbers or booleans).
+
+    With ``presets``, each value names a group of config keys that the trial gets with it, e.g. a model
+    size ``s`` standing for ``{d_model: 64, n_layers: 2, tokens: 2e6}`` or a data recipe standing for a
+    mixture; the keys override the study's ``params``.
+    """
 
     type: Literal["choice"]
     values: list[str | int | float | bool] = Field(min_length=1)
+    presets: dict[str, dict[str, Any]] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ChoiceParam:
         if len({repr(v) for v in self.values}) != len(self.values):
             raise ValueError(f"expected distinct values, got {self.values}")
+        if self.presets is not None:
+            missing = [v for v in self.values if str(v) not in self.presets]
+            if missing:
+                raise ValueError(f"presets: expected an entry for every value; missing {missing}")
         return self
 
     def distribution(self) -> optuna.distributions.BaseDistribution:
@@ -187,4 +197,22 @@ def flatten(config: dict[str, Any], mixture_key: str | None = "mix") -> dict[str
                 out[f"mix.{domain}"] = float(weight)
         else:
             put(f"cfg.{key}", value)
+    return out
+
+
+def presets_of(space: dict[str, Param]) -> dict[str, dict[str, dict[str, Any]]]:
+    """The presets of every choice parameter that has them: {param: {value: {key: value}}}."""
+    return {name: dict(p.presets) for name, p in space.items() if isinstance(p, ChoiceParam) and p.presets}
+
+
+def expand_presets(config: dict[str, Any], presets: dict[str, dict[str, dict[str, Any]]],
+                   keep_names: bool = True) -> dict[str, Any]:
+    """The config with each chosen preset's keys merged in. The choice itself stays when ``keep_names``
+    (for the results) and goes otherwise (the workload gets only the keys it stands for)."""
+    out = dict(config)
+    for name, table in presets.items():
+        if name in config:
+            if not keep_names:
+                out.pop(name)
+            out.update(table[str(config[name])])
     return out

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sweeper.errors import StudyError
-from sweeper.space import Param, SimplexParam
+from sweeper.space import Param, SimplexParam, presets_of
 
 OPTUNA_SAMPLERS = ("tpe", "gp", "cmaes", "random", "qmc", "nsga2")
 SEARCH_ALGOS = ("optuna", "grid", "random")
@@ -133,6 +133,11 @@ class Study(_Strict):
             raise ValueError(f"keys in both params and space: {sorted(both)}")
         if "seed" in self.space:
             raise ValueError("'seed' is the study's seed, not a space parameter")
+        for name, presets in presets_of(self.space).items():
+            keys = set().union(*(set(group) for group in presets.values()))
+            clash = keys & (set(self.space) | {"seed"})
+            if clash:
+                raise ValueError(f"space.{name}.presets set keys that are searched or reserved: {sorted(clash)}")
         simplexes = [k for k, p in self.space.items() if isinstance(p, SimplexParam)]
         if len(simplexes) > 1:
             raise ValueError(f"at most one simplex (mixture) parameter, got {simplexes}")

@@ -20,6 +20,7 @@ from typing import Any
 from ray import tune
 
 from sweeper.search.optuna_searcher import FINAL_KEY
+from sweeper.space import expand_presets
 
 
 class TrialTimeout(Exception):
@@ -35,7 +36,8 @@ def load_function(ref: str) -> Callable[..., Any]:
 
 
 def make_trainable(workload: str, params: dict[str, Any], seed: int, cost_unit: str,
-                   timeout_s: float | None = None) -> Callable[[dict], None]:
+                   timeout_s: float | None = None,
+                   presets: dict[str, dict[str, dict[str, Any]]] | None = None) -> Callable[[dict], None]:
     """A Tune function trainable that calls ``workload`` with the study's params merged into the config.
 
     With ``timeout_s``, a watchdog raises ``TrialTimeout`` inside the workload once the time is up (at its
@@ -45,7 +47,7 @@ def make_trainable(workload: str, params: dict[str, Any], seed: int, cost_unit: 
 
     def sweeper_trial(config: dict[str, Any]) -> None:
         train = load_function(workload)
-        full = {**params, **config}
+        full = expand_presets({**params, **config}, presets or {}, keep_names=False)
         full.setdefault("seed", seed)
         reporter = _Reporter(cost_unit)
         watchdog = _Watchdog(timeout_s) if timeout_s else None

@@ -147,3 +147,14 @@ def test_nan_losses_and_hung_trials_are_errors_with_reasons(tmp_path):
     nan, hung = trials["error"][1], trials["error"][2]
     assert nan.startswith("non-finite or missing objective: loss=nan")
     assert hung.startswith("TrialTimeout") and "trial_timeout_s" in hung
+
+
+def test_choice_presets_expand_into_the_config(tmp_path):
+    sizes = {"s": {"n_params": 1e6, "tokens": 1e8}, "m": {"n_params": 1e7, "tokens": 1e9}}
+    outcome = run(tmp_path, params={"steps": 2}, search={"algo": "grid", "metric": "loss"},
+                  space={"size": {"type": "choice", "values": ["s", "m"], "presets": sizes},
+                         "lr": {"type": "choice", "values": [1e-3]}}, budget={"concurrent": 2})
+    trials = read_trials(outcome.results_dir).sort("cfg.size")
+    assert trials["cfg.size"].to_list() == ["m", "s"]
+    assert trials["cfg.n_params"].to_list() == [1e7, 1e6] and trials["cfg.tokens"].to_list() == [1e9, 1e8]
+    assert trials["flops"].to_list() == pytest.approx([6 * 1e7 * 1e9, 6 * 1e6 * 1e8])  # the workload saw them
