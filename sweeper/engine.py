@@ -28,6 +28,7 @@ class Outcome:
     results_dir: Path
     progress: StudyProgress
     rows_written: int
+    regmix: dict | None = None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -139,7 +140,7 @@ def run_study(
 def _prepare_folder(study: Study, results: Path, resume: bool, fresh: bool) -> list[str]:
     from sweeper.resume import check_resumable, has_results
 
-    data = study.model_dump(mode="json")
+    data = study.model_dump(mode="json", by_alias=True)
     if has_results(results):
         if fresh:
             for child in results.iterdir():
@@ -161,33 +162,56 @@ def _prepare_folder(study: Study, results: Path, resume: bool, fresh: bool) -> l
 
 def _run_locked(study: Study, results: Path, address: str | None, stream: TextIO | None, rich: bool | None,
                 source: str, resume: bool, fresh: bool) -> Outcome:
+    _prepare_folder(study, results, resume, fresh)
+    out = stream or sys.stdout
+    started_ray = False
+    try:
+        started_ray = start_ray(address)
+        outcome = run_phase(study, results, out, rich, source, resume, phase="search")
+        if study.regmix is not None:
+            from sweeper.regmix import run_regmix
+
+            outcome.regmix = run_regmix(
+                study, results, out,
+                run_validation=lambda vstudy: run_phase(vstudy, results, out, rich, source, True, phase="validate"),
+            )
+        return outcome
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+
+
+def run_phase(study: Study, results: Path, out: TextIO, rich: bool | None, source: str, resume: bool,
+              phase: str = "search") -> Outcome:
+    """Run one phase of a study (the sweep, or a follow-up such as RegMix validation) in ``results``,
+    on a Ray that is already up; rows carry ``phase``."""
     from ray import tune
 
     from sweeper.live import LiveView
     from sweeper.recorder import Recorder
     from sweeper.resume import close_interrupted
     from sweeper.search import build_searcher, default_trials
+    from sweeper.search.optuna_searcher import result_key
     from sweeper.trial import make_trainable
 
-    _prepare_folder(study, results, resume, fresh)
-    store = ResultStore(results, study.name)
-    prior = close_interrupted(results, store)
+    store = ResultStore(results, study.name, phase=phase)
+    prior = close_interrupted(results, store, phase=phase)
     total = default_trials(study)
     remaining = max(total - prior.n_finished, 0)
     progress = StudyProgress(
-        name=study.name, metric=study.search.metrics[0], mode=study.search.modes[0], total_trials=total,
-        max_cost=study.budget.max_cost, cost_unit=study.budget.cost,
+        name=study.name if phase == "search" else f"{study.name} ({phase})", metric=study.search.metrics[0],
+        mode=study.search.modes[0], total_trials=total, max_cost=study.budget.max_cost, cost_unit=study.budget.cost,
     )
     progress.add_finished(prior.finished)
-    out = stream or sys.stdout
     if remaining == 0 or (study.budget.max_cost is not None and progress.cost_spent >= study.budget.max_cost):
-        print(f"{study.name}: nothing left to run ({prior.n_finished}/{total} trials finished)", file=out)
+        print(f"{progress.name}: nothing left to run ({prior.n_finished}/{total} trials finished)", file=out)
         return Outcome(results, progress, 0)
 
-    searcher = build_searcher(study, results, source, max_trials=remaining, resume=resume)
+    searcher = build_searcher(study, results, source, max_trials=remaining, resume=resume,
+                              study_name=None if phase == "search" else f"{study.name}.{phase}")
     syncs = [searcher.sync] if hasattr(searcher, "sync") else []
-    from sweeper.search.optuna_searcher import result_key
-
     recorder = Recorder(progress, store, study.mixture_key, study.seed, study.params, syncs=syncs,
                         objectives=[result_key(m) for m in study.search.metrics], presets=presets_of(study.space))
     view = LiveView(progress, stream=out, rich=rich)
@@ -196,7 +220,7 @@ def _run_locked(study: Study, results: Path, address: str | None, stream: TextIO
                                study.budget.trial_timeout_s, presets_of(study.space))
     trainable = tune.with_resources(trainable, {"cpu": study.resources.cpu, "gpu": study.resources.gpu})
     ray_dir = results / "ray"
-    run_name = f"run-{len(list(ray_dir.glob('run-*'))) + 1}" if ray_dir.exists() else "run-1"
+    run_name = f"{phase}-{len(list(ray_dir.glob(f'{phase}-*'))) + 1}" if ray_dir.exists() else f"{phase}-1"
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -217,7 +241,6 @@ def _run_locked(study: Study, results: Path, address: str | None, stream: TextIO
             callbacks=[recorder, view],
         ),
     )
-    started_ray = start_ray(address)
     quiet = _Quiet()
     view.start()
     try:
@@ -227,8 +250,4 @@ def _run_locked(study: Study, results: Path, address: str | None, stream: TextIO
         quiet.restore()
         recorder.flush(sync=True)
         store.compact()
-        if started_ray:
-            import ray
-
-            ray.shutdown()
     return Outcome(results, progress, store.rows_written)

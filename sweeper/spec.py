@@ -12,10 +12,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sweeper.errors import StudyError
-from sweeper.space import Param, SimplexParam, presets_of
+from sweeper.space import ChoiceParam, IntParam, Param, SimplexParam, presets_of
 
 OPTUNA_SAMPLERS = ("tpe", "gp", "cmaes", "random", "qmc", "nsga2")
-SEARCH_ALGOS = ("optuna", "grid", "random")
+SEARCH_ALGOS = ("optuna", "grid", "random", "dirichlet")
 BUILTIN_METRICS = ("cost", "flops", "wall_s", "tokens")
 
 
@@ -97,6 +97,28 @@ class ResourcesSpec(_Strict):
     gpu: float = Field(0.0, ge=0)
 
 
+class ValidateSpec(_Strict):
+    """RegMix step 5: train larger models on the predicted best mixture and on baselines."""
+
+    params: dict[str, Any] = Field(default_factory=dict, description="overrides of params for the larger scale")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    baselines: list[Literal["uniform", "prior", "best_proxy"]] = Field(
+        default_factory=lambda: ["uniform", "prior", "best_proxy"])
+    mixtures: dict[str, dict[str, float]] = Field(default_factory=dict, description="named mixtures to compare too")
+
+
+class RegMixSpec(_Strict):
+    """RegMix steps 3-5 after the proxies ran: fit a regression, search the simplex, validate at scale."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    target: str | None = Field(None, description="metric to predict (default: the study's search metric)")
+    samples: int = Field(100_000, ge=100)
+    top_k: int = Field(128, ge=1)
+    models: list[str] = Field(default_factory=lambda: ["lightgbm", "linear", "logquad", "ensemble"], min_length=1)
+    validate_: ValidateSpec | None = Field(None, alias="validate")
+
+
 class Study(_Strict):
     """A validated study file."""
 
@@ -111,6 +133,7 @@ class Study(_Strict):
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     max_failures: int = Field(0, ge=0, description="retries of a trial that raised")
     seed: int = 0
+    regmix: RegMixSpec | None = None
 
     @field_validator("name")
     @classmethod
@@ -131,8 +154,8 @@ class Study(_Strict):
         both = set(self.params) & set(self.space)
         if both:
             raise ValueError(f"keys in both params and space: {sorted(both)}")
-        if "seed" in self.space:
-            raise ValueError("'seed' is the study's seed, not a space parameter")
+        if "seed" in self.space and not isinstance(self.space["seed"], (ChoiceParam, IntParam)):
+            raise ValueError("space.seed: a seed to search must be a choice or an int parameter")
         for name, presets in presets_of(self.space).items():
             keys = set().union(*(set(group) for group in presets.values()))
             clash = keys & (set(self.space) | {"seed"})
@@ -143,15 +166,20 @@ class Study(_Strict):
             raise ValueError(f"at most one simplex (mixture) parameter, got {simplexes}")
         if self.search.algo == "grid" and simplexes:
             raise ValueError("search.algo grid cannot search a simplex parameter")
+        if self.search.algo == "dirichlet" and (len(simplexes) != 1 or len(self.space) != 1):
+            raise ValueError("search.algo dirichlet samples mixtures: the space must be exactly one simplex parameter")
+        if self.regmix is not None and not simplexes:
+            raise ValueError("regmix: needs a simplex parameter in the space (the mixture weights)")
         return self
 
     @property
-    def mixture_key(self) -> str | None:
-        """The config key holding mixture weights: the simplex parameter, else a ``mix`` param."""
+    def mixture_key(self) -> str:
+        """The config key holding mixture weights (``mix.<domain>`` columns): the simplex parameter's
+        name, else ``mix`` (a fixed ``mix`` param, or one set by a choice's presets)."""
         for name, param in self.space.items():
             if isinstance(param, SimplexParam):
                 return name
-        return "mix" if isinstance(self.params.get("mix"), dict) else None
+        return "mix"
 
     def load_workload(self) -> Callable[..., Any]:
         """Import the workload function; raises ``ImportError``/``AttributeError`` when it is absent."""

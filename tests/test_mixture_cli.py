@@ -65,7 +65,8 @@ def test_fit_on_a_study_writes_predictions_yaml_and_figures(tmp_path, capsys):
     study = tmp_path / "results" / "mixes"
     w = write_study(study)
     (study / "study.yaml").write_text(yaml.safe_dump(
-        {"name": "mixes", "space": {"mix": {"type": "simplex", "domains": DOMAINS,
+        {"name": "mixes", "workload": "workloads.synthetic:train",
+         "space": {"mix": {"type": "simplex", "domains": DOMAINS,
                                             "prior": {"web": 5, "code": 3, "math": 2}}}}))
     assert cli(study, "--samples", 5000, "--top-k", 32) == 0
     out = study / "mixture"

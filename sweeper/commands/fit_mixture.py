@@ -300,20 +300,20 @@ def weight_matrix(frame: Any, columns: Sequence[str], source: str) -> Any:
 
 
 def study_prior(study_dir: str | Path, domains: Sequence[str]) -> dict[str, float] | None:
-    """The prior a study's simplex parameter names in its saved copy (``DIR/study.yaml``), if any."""
-    import yaml
-
+    """The prior the study in ``DIR/study.yaml`` sampled its mixtures around (its simplex parameter's
+    ``prior``, else the workload's token shares; see `sweeper.search.mixture_prior`), if there is one."""
+    from sweeper.search import mixture_prior
     from sweeper.search.dirichlet import as_mixture
+    from sweeper.spec import load_study
 
     path = Path(study_dir) / "study.yaml"
     try:
-        space = (yaml.safe_load(path.read_text()) or {}).get("space") or {}
-    except (OSError, yaml.YAMLError, AttributeError):
+        study = load_study(path)
+    except UserError:
         return None
-    for param in space.values():
-        if isinstance(param, dict) and param.get("type") == "simplex" and isinstance(param.get("prior"), dict):
-            return as_mixture(param["prior"], domains, f"{path}: prior")
-    return None
+    if not any(getattr(p, "type", None) == "simplex" for p in study.space.values()):
+        return None
+    return as_mixture(mixture_prior(study), domains, f"{path}: prior")
 
 
 def parse_prior(text: str, domains: Sequence[str]) -> dict[str, float]:

@@ -65,11 +65,45 @@ def default_trials(study: Study) -> int:
     return 20
 
 
+STATE_FILE = "searcher-state.json"
+
+
+def mixture_prior(study: Study) -> dict[str, float]:
+    """The centre of Dirichlet sampling: the simplex parameter's ``prior``, else the workload's
+    ``token_shares(domains)`` (each domain's share of the available tokens) when it has one, else uniform."""
+    name = study.mixture_key
+    param = study.space[name]
+    if param.prior is not None:
+        return dict(param.prior)
+    import importlib
+
+    module = importlib.import_module(study.workload.split(":")[0])
+    shares = getattr(module, "token_shares", None)
+    if callable(shares):
+        return {d: float(w) for d, w in shares(list(param.domains)).items()}
+    return {d: 1.0 / len(param.domains) for d in param.domains}
+
+
 def build_searcher(study: Study, results_dir: str | Path, path: str = "<study>", max_trials: int | None = None,
-                   resume: bool = False) -> Searcher:
+                   resume: bool = False, study_name: str | None = None) -> Searcher:
     """The Ray Tune Searcher for a study; ``max_trials`` is what this run may still ask for, and with
-    ``resume`` the searcher picks its state up from the results folder."""
+    ``resume`` the searcher picks its state up from the results folder. Searchers keep their state in
+    the results folder: Optuna's journal, or ``searcher-state.json`` written by ``sync()``."""
     from sweeper.search.optuna_searcher import OptunaSearcher, open_journal
+
+    remaining = default_trials(study) if max_trials is None else max_trials
+    if study.search.algo == "dirichlet":
+        from sweeper.search.dirichlet import DirichletSearcher, make_options
+
+        searcher = DirichletSearcher(mixture_prior(study), study.mixture_key, max_trials=remaining, seed=study.seed,
+                                     options=make_options(study.search.options, f"{path}: search.options"))
+        state = Path(results_dir) / STATE_FILE
+        if resume and state.exists():
+            searcher.restore(str(state))
+            searcher.requeue_unfinished()
+            searcher.max_trials = searcher.n_suggested + remaining
+        searcher.sync = lambda: searcher.save(str(state))
+        return searcher
 
     storage, journal = open_journal(results_dir)
     searcher = OptunaSearcher(
@@ -78,8 +112,8 @@ def build_searcher(study: Study, results_dir: str | Path, path: str = "<study>",
         metrics=study.search.metrics,
         modes=study.search.modes,
         storage=storage,
-        study_name=study.name,
-        max_trials=default_trials(study) if max_trials is None else max_trials,
+        study_name=study_name or study.name,
+        max_trials=remaining,
         journal=journal,
     )
     if resume:

@@ -299,6 +299,14 @@ class DirichletSearcher(Searcher):
         self.results = dict(state["results"])
         self._metric, self._mode = state.get("metric"), state.get("mode")
 
+    def requeue_unfinished(self) -> int:
+        """After a crash: suggest the mixtures of trials that never finished again, first. Returns how many."""
+        stale = list(self._live.values())
+        self._queue = stale + self._queue
+        self._live = {}
+        self.n_suggested -= len(stale)
+        return len(stale)
+
     def save(self, checkpoint_path: str) -> None:
         path = Path(checkpoint_path)
         tmp = path.with_name(f".{path.name}.tmp")
