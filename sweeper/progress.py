@@ -29,6 +29,7 @@ class TrialRecord:
     cost: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    node: str | None = None
     finished: bool = False
     started: float = field(default_factory=time.time)
 

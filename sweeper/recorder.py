@@ -54,7 +54,7 @@ class Recorder(tune.Callback):
         record.attempt = trial.num_failures
         for key in ("flops", "wall_s", "cost"):
             setattr(record, key, float(result.get(key) or 0.0))
-        record.step, record.tokens = result.get("step"), result.get("tokens")
+        record.step, record.tokens, record.node = result.get("step"), result.get("tokens"), result.get("node")
         record.metrics.update({k: v for k, v in result.items() if k.startswith("m.")})
         if result.get(FINAL_KEY):
             record.finished = True
@@ -72,6 +72,7 @@ class Recorder(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record = self._record(trial)
         record.status = "done" if record.finished else "pruned"
+        record.error = None  # an earlier attempt's failure; that attempt's rows keep their own number
         bad = [k for k in self.objectives if not _finite(record.metrics.get(k))]
         if record.finished and bad:
             record.status = "error"
@@ -112,7 +113,7 @@ class Recorder(tune.Callback):
     def _summary(self, trial: Any, record: TrialRecord) -> None:
         row = {
             "step": record.step, "tokens": record.tokens, "flops": record.flops, "wall_s": record.wall_s,
-            "cost": record.cost, "report_index": record.reports, **record.metrics,
+            "cost": record.cost, "report_index": record.reports, "node": record.node, **record.metrics,
         }
         self.store.append(self._row(trial, row, "summary", record.status, record.attempt, error=record.error))
         self.flush()
@@ -127,7 +128,7 @@ class Recorder(tune.Callback):
             status=status,
             attempt=attempt,
             seed=int(trial.config.get("seed", self.seed)),
-            node=result.get("hostname") or result.get("node_ip") or getattr(trial, "node_ip", None),
+            node=result.get("node") or result.get("node_ip") or result.get("hostname"),
             time=dt.datetime.now(dt.timezone.utc),
             error=error,
         )

@@ -86,6 +86,7 @@ class _Reporter:
     """The ``report`` callable handed to a workload."""
 
     def __init__(self, cost_unit: str):
+        self._node = _node_name()
         self._t0 = time.perf_counter()
         self._cost_unit = cost_unit
         self._index = 0
@@ -121,7 +122,18 @@ class _Reporter:
     def _base(self) -> dict[str, Any]:
         wall = time.perf_counter() - self._t0
         cost = self._last["flops"] if self._cost_unit == "flops" else wall
-        return {**self._last, "wall_s": wall, "cost": cost}
+        return {**self._last, "wall_s": wall, "cost": cost, "node": self._node}
+
+
+def _node_name() -> str:
+    """The Ray node this trial runs on: its IP and the start of its node id (several nodes can share a host)."""
+    import ray
+
+    try:
+        context = ray.get_runtime_context()
+        return f"{ray.util.get_node_ip_address()}/{context.get_node_id()[:8]}"
+    except Exception:  # noqa: BLE001 - outside Ray (a workload run directly) there is no node
+        return "local"
 
 
 def _plain(value: Any) -> Any:
