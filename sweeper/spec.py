@@ -20,7 +20,7 @@ BUILTIN_METRICS = ("cost", "flops", "wall_s", "tokens")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class SearchSpec(_Strict):
@@ -82,8 +82,8 @@ class SchedulerSpec(_Strict):
 class BudgetSpec(_Strict):
     """How much to spend: trial count, concurrency, and optional cost and wall-clock caps."""
 
-    trials: int | None = Field(None, ge=1)
-    concurrent: int = Field(1, ge=1)
+    trials: int | None = Field(None, ge=1, le=10_000_000)
+    concurrent: int = Field(1, ge=1, le=100_000)
     max_cost: float | None = Field(None, gt=0)
     max_wall_s: float | None = Field(None, gt=0)
     trial_timeout_s: float | None = Field(None, gt=0, description="a trial running longer is stopped as an error")
@@ -110,7 +110,7 @@ class ValidateSpec(_Strict):
 class RegMixSpec(_Strict):
     """RegMix steps 3-5 after the proxies ran: fit a regression, search the simplex, validate at scale."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     target: str | None = Field(None, description="metric to predict (default: the study's search metric)")
     samples: int = Field(100_000, ge=100)
@@ -210,6 +210,26 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], path: str) -
     return data
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML safe loading that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"a mapping key must be a plain value, got {type(key).__name__}",
+                    key_node.start_mark) from None
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a study file with YAML safe loading (tags that build objects are refused)."""
     p = Path(path)
@@ -220,7 +240,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise StudyError(str(path), "", f"cannot read the file: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
@@ -228,6 +248,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise StudyError(str(path), where, f"not valid YAML: {problem}") from None
     except RecursionError:
         raise StudyError(str(path), "", "YAML nesting is too deep") from None
+    if isinstance(data, dict) and any(not isinstance(k, str) for k in data):
+        bad = next(k for k in data if not isinstance(k, str))
+        raise StudyError(str(path), repr(bad), "expected study keys to be names (strings)")
     if not isinstance(data, dict):
         raise StudyError(str(path), "", f"expected a mapping of study keys, got {type(data).__name__}")
     return data
@@ -289,6 +312,7 @@ def _describe(error: dict[str, Any]) -> str:
     if kind == "union_tag_not_found":
         return "expected a 'type' key (float, log, int, choice or simplex)"
     msg = msg.removeprefix("Value error, ")
-    if kind.endswith("_type") or kind.endswith("_parsing"):
-        return f"{msg.lower()}, got {given!r}"
+    msg = msg[:1].lower() + msg[1:]
+    if kind.endswith("_type") or kind.endswith("_parsing") or kind == "finite_number":
+        return f"{msg}, got {given!r}"
     return msg
