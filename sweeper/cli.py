@@ -14,6 +14,7 @@ from sweeper.errors import UserError
 COMMANDS: dict[tuple[str, str], tuple[str, str]] = {
     ("fit", "mixture"): ("fit_mixture", "RegMix: regression from mixture weights to a target, then a simplex search "
                          "for the best mixture"),
+    ("", "decide"): ("decide", "DataDecide: how often small runs pick the data recipe that wins at the target size"),
 }
 
 

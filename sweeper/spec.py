@@ -119,6 +119,15 @@ class RegMixSpec(_Strict):
     validate_: ValidateSpec | None = Field(None, alias="validate")
 
 
+class DecideSpec(_Strict):
+    """DataDecide settings read by ``sweeper decide``: which size is the target, which metrics to judge."""
+
+    target_size: str | int | float | None = None
+    metrics: list[str] = Field(default_factory=lambda: ["loss.valid.target"], min_length=1)
+    higher_is_better: bool | list[str] = False
+    tokens_per_param: float | None = Field(None, gt=0)
+
+
 class Study(_Strict):
     """A validated study file."""
 
@@ -134,6 +143,7 @@ class Study(_Strict):
     max_failures: int = Field(0, ge=0, description="retries of a trial that raised")
     seed: int = 0
     regmix: RegMixSpec | None = None
+    decide: DecideSpec | None = None
 
     @field_validator("name")
     @classmethod
