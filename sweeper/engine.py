@@ -192,7 +192,7 @@ def run_phase(study: Study, results: Path, out: TextIO, rich: bool | None, sourc
     from sweeper.live import LiveView
     from sweeper.recorder import Recorder
     from sweeper.resume import close_interrupted
-    from sweeper.search import build_searcher, default_trials
+    from sweeper.search import build_searcher, complete_at, default_trials
     from sweeper.search.optuna_searcher import result_key
     from sweeper.trial import make_trainable
 
@@ -213,7 +213,8 @@ def run_phase(study: Study, results: Path, out: TextIO, rich: bool | None, sourc
                               study_name=None if phase == "search" else f"{study.name}.{phase}")
     syncs = [searcher.sync] if hasattr(searcher, "sync") else []
     recorder = Recorder(progress, store, study.mixture_key, study.seed, study.params, syncs=syncs,
-                        objectives=[result_key(m) for m in study.search.metrics], presets=presets_of(study.space))
+                        objectives=[result_key(m) for m in study.search.metrics], presets=presets_of(study.space),
+                        complete_at=complete_at(study))
     view = LiveView(progress, stream=out, rich=rich)
 
     trainable = make_trainable(study.workload, study.params, study.seed, study.budget.cost,

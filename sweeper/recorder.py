@@ -12,7 +12,7 @@ from typing import Any
 from ray import cloudpickle, tune
 
 from sweeper.progress import StudyProgress, TrialRecord
-from sweeper.search.optuna_searcher import FINAL_KEY
+from sweeper.search.optuna_searcher import FINAL_KEY, finished_run
 from sweeper.space import expand_presets, flatten
 from sweeper.store import ResultStore
 
@@ -25,8 +25,11 @@ class Recorder(tune.Callback):
     def __init__(self, progress: StudyProgress, store: ResultStore, mixture_key: str | None,
                  seed: int, params: dict[str, Any] | None = None, flush_s: float = 2.0,
                  syncs: list[Callable[[], None]] | None = None, objectives: list[str] | None = None,
-                 presets: dict[str, dict[str, dict[str, Any]]] | None = None):
+                 presets: dict[str, dict[str, dict[str, Any]]] | None = None,
+                 complete_at: tuple[str, float] | None = None):
         self.progress = progress
+        self.complete_at = complete_at
+        self._last: dict[str, dict[str, Any]] = {}
         self.presets = dict(presets or {})
         self.objectives = list(objectives or [])  # result keys that must be finite for a trial to count as done
         self.syncs = list(syncs or [])
@@ -56,6 +59,7 @@ class Recorder(tune.Callback):
             setattr(record, key, float(result.get(key) or 0.0))
         record.step, record.tokens, record.node = result.get("step"), result.get("tokens"), result.get("node")
         record.metrics.update({k: v for k, v in result.items() if k.startswith("m.")})
+        self._last[trial.trial_id] = result
         if result.get(FINAL_KEY):
             record.finished = True
             return
@@ -71,6 +75,7 @@ class Recorder(tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record = self._record(trial)
+        record.finished = record.finished or finished_run(self._last.pop(trial.trial_id, None), self.complete_at)
         record.status = "done" if record.finished else "pruned"
         record.error = None  # an earlier attempt's failure; that attempt's rows keep their own number
         bad = [k for k in self.objectives if not _finite(record.metrics.get(k))]

@@ -56,6 +56,13 @@ def build_sampler(study: Study, path: str = "<study>") -> optuna.samplers.BaseSa
         raise StudyError(path, "search.options", f"{name} sampler: {exc}") from None
 
 
+def complete_at(study: Study) -> tuple[str, float] | None:
+    """(time_attr, max_t) when an early-stopping scheduler is on: a trial stopped there ran in full."""
+    if study.scheduler.type == "fifo":
+        return None
+    return study.scheduler.time_attr, float(study.scheduler.max_t)
+
+
 def default_trials(study: Study) -> int:
     """Trials to run when the budget names none: the grid size for grid search, else 20."""
     if study.budget.trials is not None:
@@ -115,6 +122,7 @@ def build_searcher(study: Study, results_dir: str | Path, path: str = "<study>",
         study_name=study_name or study.name,
         max_trials=remaining,
         journal=journal,
+        complete_at=complete_at(study),
     )
     if resume:
         searcher.requeue_unfinished()

@@ -24,6 +24,19 @@ from sweeper import space as space_mod
 from sweeper.space import Param
 
 FINAL_KEY = "sweeper.final"
+
+
+def finished_run(result: dict[str, Any] | None, complete_at: tuple[str, float] | None = None) -> bool:
+    """Whether a trial's last result ends a whole run: the workload returned, or the scheduler stopped it
+    at its last milestone (``complete_at`` = (time_attr, max_t)), which is a full run, not an early stop."""
+    if not result:
+        return False
+    if result.get(FINAL_KEY):
+        return True
+    if complete_at is not None:
+        value = result.get(complete_at[0])
+        return isinstance(value, (int, float)) and value >= complete_at[1]
+    return False
 STORAGE_FILE = "optuna.journal"
 
 
@@ -97,10 +110,12 @@ class OptunaSearcher(Searcher):
         study_name: str,
         max_trials: int | None = None,
         journal: SyncLaterJournal | None = None,
+        complete_at: tuple[str, float] | None = None,
     ):
         super().__init__(metric=result_key(metrics[0]), mode=modes[0])
         self._space = space
         self._journal = journal
+        self._complete_at = complete_at
         self._keys = [result_key(m) for m in metrics]
         self._multi = len(metrics) > 1
         directions = ["minimize" if m == "min" else "maximize" for m in modes]
@@ -148,7 +163,7 @@ class OptunaSearcher(Searcher):
         values = [result.get(k) for k in self._keys]
         if not all(_finite(v) for v in values):
             self.study.tell(trial, state=TrialState.FAIL)
-        elif result.get(FINAL_KEY):
+        elif finished_run(result, self._complete_at):
             self.study.tell(trial, [float(v) for v in values])
         else:
             self.study.tell(trial, state=TrialState.PRUNED)
