@@ -228,7 +228,9 @@ def read_study_trials(study_dir: str | Path, phase: str | None = "search") -> An
               .filter(pl.col("status") == "done"))
     if trials.is_empty():
         raise UserError(f"{study_dir}: no trial has finished (status done) yet")
-    return trials
+    # Trial ids are random: order rows by their mixtures so the same proxies give the same folds and fit.
+    weights = sorted(c for c in trials.columns if c.startswith("mix."))
+    return trials.sort([*weights, "trial_id"])
 
 
 def read_table(path: str | Path, flag: str) -> Any:
