@@ -1,0 +1,157 @@
+"""``sweeper fit law``: fit a scaling law to a study's results (or a table), write FIT.json and figures.
+
+    sweeper fit law results/ladder --law chinchilla --loss m.loss.valid.code -o fit.json --plot fit.png
+    sweeper fit law results/ladder --law power --x flops --loss m.loss --holdout-largest
+    sweeper fit law --from runs.csv --n params --c flops --loss loss --drop-highest 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+LAWS = ("chinchilla", "power")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Fit L = E + A/N^alpha + B/D^beta (chinchilla) or L = E + A*x^-alpha (power) to a study's final "
+        "losses (or every checkpoint with --intermediate), or to a CSV/Parquet table with --from. Huber "
+        "loss (delta 1e-3) on log residuals, the global optimum over an exponent grid, bootstrap intervals "
+        "over runs. Prints the parameters with intervals; -o writes FIT.json for `sweeper predict law`.")
+    parser.add_argument("dir", nargs="?", help="the study's results folder, e.g. results/ladder")
+    parser.add_argument("--from", dest="table", metavar="TABLE", help="fit a CSV or Parquet table instead of a study")
+    parser.add_argument("--law", choices=LAWS, default="chinchilla", help="the law to fit (default chinchilla)")
+    parser.add_argument("--loss", required=True, metavar="COL", help="the loss column, e.g. m.loss.valid.code")
+    parser.add_argument("--x", choices=("flops", "tokens", "n"), default="flops",
+                        help="the power law's variable (default flops)")
+    parser.add_argument("--n", metavar="COL", help="model size N column (study default cfg.n_params; a "
+                        "tinylm study reports it as m.n_params)")
+    parser.add_argument("--d", metavar="COL", help="tokens D column (study default tokens)")
+    parser.add_argument("--c", metavar="COL", help="compute C column in FLOPs (study default flops); "
+                        "D = C / (6 N) where D is absent")
+    parser.add_argument("--run", metavar="COL", help="with --from: the column naming each point's run, so the "
+                        "bootstrap resamples whole runs (default: every row is its own run)")
+    parser.add_argument("--intermediate", action="store_true",
+                        help="fit every reported checkpoint of finished and pruned runs, not only final losses")
+    parser.add_argument("--min-fraction", type=float, default=0.1, metavar="F",
+                        help="with --intermediate, skip checkpoints before F of a run's tokens (default 0.1)")
+    parser.add_argument("--drop-highest", type=int, default=0, metavar="K",
+                        help="drop the K highest-loss points first (outliers at tiny scale)")
+    parser.add_argument("--holdout-largest", type=int, nargs="?", const=1, default=None, metavar="K",
+                        help="backtest: also fit without the K largest model sizes (or compute budgets, "
+                        "--holdout-by flops; K defaults to 1) and report the error of predicting them")
+    parser.add_argument("--holdout-by", choices=("n", "flops", "tokens"), default=None,
+                        help="what 'largest' means for --holdout-largest (default: n for chinchilla, "
+                        "the law's variable for power)")
+    parser.add_argument("--bootstrap", type=int, default=200, metavar="B", help="bootstrap replicates (default 200)")
+    parser.add_argument("--by", choices=("run", "size"), default="run",
+                        help="bootstrap unit: runs (each seed is a run) or whole model sizes (default run)")
+    parser.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--optimizer", choices=("trf", "lbfgs"), default="trf",
+                        help="local optimiser from the grid's best starts (default trf)")
+    parser.add_argument("--flops-per-token-param", type=float, default=6.0, metavar="K",
+                        help="C = K N D for compute-optimal allocation and derived columns (default 6)")
+    parser.add_argument("-o", "--output", metavar="FIT.json", help="write the fit as JSON")
+    parser.add_argument("--plot", metavar="PNG", help="write loss-vs-compute with the fit and band; the chinchilla "
+                        "law also writes isoFLOP slices to <PNG stem>-isoflops.png")
+    parser.add_argument("--json", action="store_true", help="print the fit as JSON instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from sweeper.errors import UserError
+    from sweeper.laws import data as lawdata
+    from sweeper.laws.power import X_NAMES, backtest, fit_law
+
+    if bool(args.dir) == bool(args.table):
+        raise UserError("fit law: give a study folder DIR or --from TABLE (one of them)")
+    if args.run and not args.table:
+        raise UserError("--run: only for --from TABLE (a study's runs are its trials)")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if args.table:
+            data = lawdata.load_table(args.table, args.loss, n=args.n, d=args.d, c=args.c, run=args.run,
+                                      flops_per_token_param=args.flops_per_token_param)
+        else:
+            data = lawdata.load_study(args.dir, args.loss, n=args.n or "cfg.n_params", d=args.d or "tokens",
+                                      c=args.c or "flops", intermediate=args.intermediate,
+                                      min_fraction=args.min_fraction,
+                                      flops_per_token_param=args.flops_per_token_param)
+        data = lawdata.drop_highest(data, args.drop_highest)
+        options = {"bootstrap": args.bootstrap, "by": args.by, "level": args.level, "seed": args.seed,
+                   "optimizer": args.optimizer, "flops_per_token_param": args.flops_per_token_param}
+        fit = fit_law(data, args.law, args.x, **options)
+        fit.data.update({"intermediate": args.intermediate, "drop_highest": args.drop_highest})
+        if args.holdout_largest is not None:
+            by = X_NAMES[args.holdout_by] if args.holdout_by else None
+            fit.holdout = backtest(data, args.law, args.x, holdout_by=by, count=args.holdout_largest, **options)
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        print(f"sweeper: warning: {message}", file=sys.stderr)
+    if args.output:
+        fit.save(args.output)
+    plots = _plots(fit, data, args.plot) if args.plot else []
+    if args.json:
+        print(json.dumps(fit.to_dict(samples=False), indent=2))
+    else:
+        _print(fit, args.output, plots)
+    return 0
+
+
+def _plots(fit, data, png: str) -> list[Path]:
+    from sweeper.laws.plots import plot_fit, plot_isoflops
+
+    path = Path(png)
+    out = [plot_fit(fit, data, path)]
+    if fit.law == "chinchilla":
+        out.append(plot_isoflops(fit, data, path.with_name(f"{path.stem}-isoflops{path.suffix or '.png'}")))
+    return out
+
+
+def _print(fit, output: str | None, plots: list[Path]) -> None:
+    import numpy as np
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    print(f"{fit.law} law: {fit.form}")
+    table = Table()
+    table.add_column("param")
+    table.add_column("value", justify="right")
+    table.add_column(f"{fit.level:.0%} interval", justify="right")
+    intervals = fit.intervals
+    for name, value in fit.params.items():
+        lo_hi = intervals.get(name)
+        table.add_row(name, f"{value:.5g}", f"[{lo_hi[0]:.5g}, {lo_hi[1]:.5g}]" if lo_hi else "-")
+    console.print(table)
+    info = fit.info
+    print(f"{fit.n_points} points from {fit.n_runs} runs ({fit.data.get('source')}); Huber objective "
+                  f"{fit.objective:.6g}; fit {info.get('fit_s', 0):.2f} s ({info.get('starts_at_optimum')}/"
+                  f"{info.get('starts')} starts at the optimum), bootstrap {fit.bootstrap.get('replicates')} x "
+                  f"{fit.bootstrap.get('by')} {info.get('bootstrap_s', 0):.2f} s")
+    if fit.law == "chinchilla":
+        p = fit.params
+        s = p["alpha"] + p["beta"]
+        budgets = np.array([1e21, 1e23, 1e25])
+        opt = fit.compute_optimal(budgets)
+        print(f"compute-optimal (C = {fit.flops_per_token_param:g} N D): N* ~ C^{p['beta'] / s:.3f}, "
+                      f"D* ~ C^{p['alpha'] / s:.3f}")
+        tpp = opt["tokens_per_param"]
+        for i, c in enumerate(budgets):
+            band = f" [{tpp.lo[i]:.3g}, {tpp.hi[i]:.3g}]" if np.isfinite(tpp.lo[i]) else ""
+            print(f"  C = {c:.0e}: N* {opt['n'].value[i]:.3g}, D* {opt['d'].value[i]:.3g}, "
+                  f"D/N {tpp.value[i]:.3g}{band}, L* {opt['loss'].value[i]:.4g}")
+    if fit.holdout:
+        h = fit.holdout
+        held = h["held_out"]
+        cov = h["predictive_coverage"]
+        print(f"holdout: without the {held['count']} largest {held['by']} level(s) "
+                      f"({held['from']:.3g}..{held['to']:.3g}, {held['extrapolation']:.3g}x beyond the fit's "
+                      f"largest): {h['n_test']} points, mean |rel err| {h['mean_abs_rel_error']:.2%}, "
+                      f"max {h['max_abs_rel_error']:.2%}, bias {h['mean_rel_error']:+.2%}"
+                      + (f"; {cov:.0%} inside the predicted range of a run" if cov is not None else ""))
+    for path in [*([output] if output else []), *plots]:
+        print(f"wrote {path}")

@@ -1,0 +1,71 @@
+"""``sweeper predict law``: predict the loss at a scale from a FIT.json, with its bootstrap interval.
+
+    sweeper predict law fit.json --n 1e9 --d 2e10
+    sweeper predict law fit.json --c 1e23            # chinchilla: the compute-optimal N*, D*, L*
+    sweeper predict law fit.json --n 7e9 --c 1e23 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+NO_BOOTSTRAP = "(this fit has no bootstrap samples: refit with `sweeper fit law ... --bootstrap B` for intervals)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Predict the loss of a model from a law fitted by `sweeper fit law`, with the law's bootstrap "
+        "interval. Give N and D (or one of them with C = 6 N D); with a chinchilla fit, --c alone gives the "
+        "compute-optimal allocation N*(C), D*(C), D*/N* and L*(C).")
+    parser.add_argument("fit", metavar="FIT.json", help="a fit written by `sweeper fit law -o`")
+    parser.add_argument("--n", type=float, metavar="N", help="parameters, e.g. 1e9")
+    parser.add_argument("--d", type=float, metavar="D", help="training tokens, e.g. 2e10")
+    parser.add_argument("--c", type=float, metavar="C", help="training compute in FLOPs, e.g. 1.2e20")
+    parser.add_argument("--json", action="store_true", help="print JSON (for scripts)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from sweeper.errors import UserError
+    from sweeper.laws.power import LawFit
+
+    fit = LawFit.load(args.fit)
+    given = {k: v for k, v in (("n", args.n), ("d", args.d), ("c", args.c)) if v is not None}
+    if not given:
+        raise UserError("predict law: give --n and --d, or --c (and --n or --d)")
+    for key, value in given.items():
+        if not value > 0:
+            raise UserError(f"--{key}: {value}: expected a positive number")
+    level = f"{fit.level:.0%}"
+    boot = fit.samples is not None and len(fit.samples) > 0
+    if fit.law == "chinchilla" and set(given) == {"c"}:
+        opt = fit.compute_optimal(given["c"])
+        out = {"law": fit.law, "inputs": given, "compute_optimal": {k: p.to_dict() for k, p in opt.items()}}
+        if args.json:
+            print(json.dumps(out, indent=2))
+            return 0
+        labels = {"n": "N*", "d": "D*", "tokens_per_param": "D*/N*", "loss": "L*"}
+        print(f"compute-optimal at C = {given['c']:.4g} FLOPs (C = {fit.flops_per_token_param:g} N D):")
+        for key, pred in opt.items():
+            band = f"  [{float(pred.lo):.5g}, {float(pred.hi):.5g}] ({level} bootstrap interval)" if boot else ""
+            print(f"  {labels[key]:6s} {float(pred.value):.5g}{band}")
+        if not boot:
+            print(NO_BOOTSTRAP)
+        return 0
+    pred = fit.prediction(**given)
+    run_pred = fit.prediction(**given, observed=True)
+    out = {"law": fit.law, "inputs": given, "loss": pred.to_dict(),
+           "observed": {**run_pred.to_dict(), "residual_sigma": fit.noise}}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    where = ", ".join(f"{k.upper()}={v:.4g}" for k, v in given.items())
+    if not boot:
+        print(f"L({where}) = {float(pred.value):.5g}\n{NO_BOOTSTRAP}")
+        return 0
+    print(f"L({where}) = {float(pred.value):.5g}  [{float(pred.lo):.5g}, {float(pred.hi):.5g}] "
+          f"({level} bootstrap interval of the {fit.law} law)")
+    if fit.noise:
+        print(f"  one run's measured loss: [{float(run_pred.lo):.5g}, {float(run_pred.hi):.5g}] "
+              f"(the law's interval with the runs' scatter about it, {fit.noise:.2%})")
+    return 0

@@ -1,0 +1,620 @@
+"""Power laws with an irreducible term, fitted as the reference work does, with bootstrap intervals.
+
+Laws (``law``):
+
+- ``power``:      L = E + A * x^-alpha            (x = N, D or C)
+- ``chinchilla``: L = E + A / N^alpha + B / D^beta
+
+Objective, as in Hoffmann et al. 2022 and Besiroglu et al. 2024: the sum over points of the Huber loss
+(delta 1e-3) of the log-residual ``r = LSE(e, a - alpha log N, b - beta log D) - log L``, where
+E = exp(e), A = exp(a), B = exp(b); so E, A, B stay positive and the residuals are relative errors.
+
+Optimiser (the global optimum of that objective, fast):
+
+1. *Variable projection over an exponent grid.* For fixed exponents the law is linear in (E, A, B): one
+   weighted least-squares solve per grid cell (weights 1/L, so the residuals are relative, as log
+   residuals are) gives the coefficients of every cell at once, from a few matrix products. Every cell
+   is then scored by the exact objective.
+2. *Local refinement on the exact objective* from the best local minima of that profile (8 starts):
+   trust-region robust least squares (``scipy.optimize.least_squares(loss="huber", f_scale=delta)``,
+   whose cost is exactly this Huber sum), or L-BFGS-B with the analytic gradient (``optimizer="lbfgs"``,
+   the reference's method). With delta = 1e-3 the objective is nearly piecewise linear in the residuals;
+   the Gauss-Newton steps of TRF handle that better than L-BFGS (bench/laws.py: fewer misses, faster).
+
+Parameters are bounded only where a fit degenerates (an exponent above MAX_EXPONENT, a term below
+MIN_TERM of the smallest loss); a fit that ends on a bound is flagged (``info["at_bounds"]`` and a
+warning): those points do not determine the law.
+
+Uncertainty: a bootstrap over runs (or over model sizes): whole runs are resampled with replacement and
+the law refitted; every parameter and every prediction comes with a percentile interval.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sweeper.errors import UserError
+from sweeper.laws.data import FLOPS_PER_TOKEN_PARAM, LawData, distinct_levels, split_largest
+
+HUBER_DELTA = 1e-3
+EXPONENT_GRID = np.geomspace(0.01, 3.0, 40)
+"""Exponents tried by the variable-projection stage (log-spaced: compute exponents of ~0.05 and data
+exponents of ~1 are both resolved to about 15%)."""
+MAX_EXPONENT = 5.0
+MIN_TERM = 1e-4
+"""E, and each power term at the geometric mean of its variable, are bounded below by MIN_TERM * min(L)."""
+FORMAT = "sweeper.law/1"
+
+LAWS = ("power", "chinchilla")
+X_NAMES = {"flops": "c", "tokens": "d", "n": "n"}
+"""``--x`` names of the power law's variable and the data variable behind each."""
+_VAR_TO_X = {v: k for k, v in X_NAMES.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# The objective and its minimiser, for L = E + sum_k A_k x_k^-alpha_k
+# --------------------------------------------------------------------------------------------------
+def huber(r: np.ndarray, delta: float = HUBER_DELTA) -> np.ndarray:
+    """Huber loss of residuals ``r`` (quadratic within ``delta``, linear beyond), summed over the last axis."""
+    a = np.abs(r)
+    return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta)).sum(axis=-1)
+
+
+class PowerSumProblem:
+    """Fit ``log L = LSE(e, a_k - alpha_k * z_k)`` to points, ``z_k`` the centred log of each variable.
+
+    Internal parameters ``theta = [e, a_1..a_K, alpha_1..alpha_K]`` with the logs centred (``a_k`` is the
+    log-coefficient at the geometric mean of ``x_k``), which decorrelates a_k from alpha_k; ``natural``
+    converts to ``[E, A_1..A_K, alpha_1..alpha_K]``.
+    """
+
+    def __init__(self, logx: np.ndarray, loss: np.ndarray, delta: float = HUBER_DELTA):
+        logx = np.asarray(logx, dtype=float)
+        self.logx = logx.reshape(len(loss), -1)
+        self.K = self.logx.shape[1]
+        self.x0 = self.logx.mean(axis=0)
+        self.z = self.logx - self.x0
+        self.loss = np.asarray(loss, dtype=float)
+        self.logy = np.log(self.loss)
+        self.delta = delta
+        self._cache: tuple[bytes, np.ndarray, np.ndarray] | None = None
+        k = self.K
+        # Bounds keep degenerate fits finite (a term that vanishes stops at 1e-4 of the smallest loss, an
+        # exponent at MAX_EXPONENT) instead of crawling off to infinity; ``at_bounds`` reports them.
+        floor = np.log(self.loss.min()) + np.log(MIN_TERM)
+        self.lower = np.r_[floor, np.full(k, floor), np.zeros(k)]
+        self.upper = np.r_[np.log(self.loss.max()), np.full(k, np.inf), np.full(k, MAX_EXPONENT)]
+
+    # -- parameterisation --------------------------------------------------------------------------
+    def natural(self, theta: np.ndarray) -> np.ndarray:
+        k = self.K
+        e, a, alpha = theta[0], theta[1:1 + k], theta[1 + k:]
+        return np.r_[np.exp(e), np.exp(a + alpha * self.x0), alpha]
+
+    def internal(self, natural: np.ndarray) -> np.ndarray:
+        k = self.K
+        e, a, alpha = natural[0], natural[1:1 + k], natural[1 + k:]
+        with np.errstate(divide="ignore"):
+            theta = np.r_[np.log(e), np.log(a) - alpha * self.x0, alpha]
+        return np.clip(theta, self.lower + 1e-9, self.upper - 1e-9)
+
+    # -- objective ---------------------------------------------------------------------------------
+    def _softmax(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """log-sum-exp of the terms and their softmax weights (cached: the optimisers ask for the residuals
+        and the Jacobian at the same point one after the other)."""
+        key = theta.tobytes()
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1], self._cache[2]
+        k = self.K
+        t = np.empty((k + 1, len(self.logy)))
+        t[0] = theta[0]
+        t[1:] = theta[1:1 + k, None] - theta[1 + k:, None] * self.z.T
+        m = t.max(axis=0)
+        w = np.exp(t - m)
+        total = w.sum(axis=0)
+        lse = m + np.log(total)
+        w /= total
+        self._cache = (key, lse, w)
+        return lse, w
+
+    def residuals(self, theta: np.ndarray) -> np.ndarray:
+        return self._softmax(theta)[0] - self.logy
+
+    def jacobian(self, theta: np.ndarray) -> np.ndarray:
+        w = self._softmax(theta)[1]
+        return np.column_stack([w.T, -(w[1:].T * self.z)])
+
+    def objective(self, theta: np.ndarray) -> float:
+        return float(huber(self.residuals(theta), self.delta))
+
+    def at_bounds(self, theta: np.ndarray, names: Sequence[str]) -> list[str]:
+        """Names of the parameters that sit on a bound: the data do not determine them."""
+        near = (theta - self.lower < 1e-4) | (self.upper - theta < 1e-4)
+        return [name for name, hit in zip(names, near, strict=True) if hit]
+
+    def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        r = self.residuals(theta)
+        psi = np.clip(r, -self.delta, self.delta)
+        return float(huber(r, self.delta)), self.jacobian(theta).T @ psi
+
+    # -- global stage: variable projection over an exponent grid ----------------------------------
+    def grid_starts(self, grid: np.ndarray = EXPONENT_GRID, n_starts: int = 8,
+                    chunk_bytes: int = 32 << 20) -> list[np.ndarray]:
+        """The best local minima (then the best cells) of the objective profiled over an exponent grid."""
+        from scipy.ndimage import minimum_filter
+
+        k, g, n = self.K, len(grid), len(self.loss)
+        feats = [np.exp(-np.outer(grid, self.z[:, j])) for j in range(k)]          # (g, n) each
+        w = 1.0 / self.loss
+        w2 = w * w
+        index = [ix.ravel() for ix in np.meshgrid(*[np.arange(g)] * k, indexing="ij")]
+        cells = len(index[0])
+        gram = np.empty((cells, k + 1, k + 1))
+        rhs = np.empty((cells, k + 1))
+        gram[:, 0, 0] = w2.sum()
+        rhs[:, 0] = w.sum()
+        for i in range(k):
+            gram[:, 0, i + 1] = gram[:, i + 1, 0] = (feats[i] @ w2)[index[i]]
+            rhs[:, i + 1] = (feats[i] @ w)[index[i]]
+            for j in range(i, k):
+                cross = (feats[i] * w2) @ feats[j].T
+                gram[:, i + 1, j + 1] = gram[:, j + 1, i + 1] = cross[index[i], index[j]]
+        scale = np.sqrt(np.einsum("cii->ci", gram))
+        coef = np.linalg.solve(gram / scale[:, :, None] / scale[:, None, :], (rhs / scale)[..., None])[..., 0]
+        coef = np.maximum(coef / scale, 1e-9 * self.loss.mean())
+        # Score every cell by the exact objective (in chunks: cells x points can be large).
+        score = np.empty(cells)
+        step = max(1, chunk_bytes // (8 * n))
+        for lo in range(0, cells, step):
+            sl = slice(lo, lo + step)
+            pred = np.broadcast_to(coef[sl, :1], (len(coef[sl]), n)).copy()
+            for i in range(k):
+                pred += coef[sl, i + 1, None] * feats[i][index[i][sl]]
+            score[sl] = huber(np.log(pred) - self.logy, self.delta)
+        profile = score.reshape((g,) * k)
+        local = np.flatnonzero((minimum_filter(profile, size=3, mode="nearest") == profile).ravel())
+        order = list(local[np.argsort(score[local], kind="stable")])
+        order += [c for c in np.argsort(score, kind="stable")[: n_starts] if c not in set(order)]
+        starts = []
+        for c in order[:n_starts]:
+            alpha = grid[[index[i][c] for i in range(k)]]
+            starts.append(np.r_[np.log(coef[c, 0]), np.log(coef[c, 1:]), alpha])
+        return starts
+
+    # -- local stage ---------------------------------------------------------------------------------
+    def refine(self, theta0: np.ndarray, optimizer: str = "trf") -> tuple[np.ndarray, float]:
+        """Minimise the exact objective from ``theta0``; returns (theta, objective)."""
+        theta0 = np.clip(theta0, self.lower + 1e-9, self.upper - 1e-9)
+        if optimizer == "trf":
+            from scipy.optimize import least_squares
+
+            res = least_squares(self.residuals, theta0, jac=self.jacobian, bounds=(self.lower, self.upper),
+                                loss="huber", f_scale=self.delta, method="trf", x_scale="jac",
+                                ftol=1e-10, xtol=1e-10, gtol=1e-10, max_nfev=500)
+            theta = res.x
+        elif optimizer == "lbfgs":
+            from scipy.optimize import minimize
+
+            res = minimize(self.value_and_grad, theta0, jac=True, method="L-BFGS-B",
+                           bounds=list(zip(self.lower, self.upper, strict=True)),
+                           options={"maxiter": 5000, "ftol": 1e-13, "gtol": 1e-10})
+            theta = res.x
+        else:
+            raise UserError(f"optimizer: {optimizer!r}: expected 'trf' or 'lbfgs'")
+        return theta, self.objective(theta)
+
+
+@dataclass
+class Optimum:
+    """The minimiser: natural parameters, objective, how many starts reached it, other local optima."""
+
+    natural: np.ndarray
+    objective: float
+    starts: int
+    agree: int
+    others: list[np.ndarray] = field(default_factory=list)
+    theta: np.ndarray | None = None
+
+
+def minimise(problem: PowerSumProblem, starts: Sequence[np.ndarray], optimizer: str = "trf") -> Optimum:
+    """Refine from every start (internal parameters); the best is the optimum, distinct others are kept."""
+    results = sorted((problem.refine(s, optimizer) for s in starts),
+                     key=lambda t: t[1] if np.isfinite(t[1]) else np.inf)
+    best_theta, best = results[0]
+    tol = 1e-7 * max(best, 1e-12) + 1e-13
+    agree = sum(f <= best + tol for _, f in results)
+    others: list[np.ndarray] = []
+    k = problem.K
+    for theta, f in results[1:]:
+        distinct = all(np.abs(theta[1 + k:] - t[1 + k:]).max() > 1e-3 for t in [best_theta, *others])
+        if f > best + tol and distinct and len(others) < 3:
+            others.append(theta)
+    return Optimum(problem.natural(best_theta), best, len(results), agree,
+                   [problem.natural(t) for t in others], best_theta)
+
+
+# --------------------------------------------------------------------------------------------------
+# Laws on LawData
+# --------------------------------------------------------------------------------------------------
+def param_names(law: str) -> tuple[str, ...]:
+    return ("E", "A", "B", "alpha", "beta") if law == "chinchilla" else ("E", "A", "alpha")
+
+
+def _law_vars(law: str, x: str | None) -> tuple[str, ...]:
+    if law == "chinchilla":
+        return ("n", "d")
+    if law == "power":
+        return (X_NAMES[x or "flops"],)
+    raise UserError(f"--law: {law!r}: expected one of {', '.join(LAWS)}")
+
+
+def check_points(data: LawData, law: str, x: str | None = None) -> None:
+    """UserError unless the data can identify the law: enough points and distinct values of each variable."""
+    n_params = len(param_names(law))
+    if len(data) < n_params + 1:
+        raise UserError(f"{data.source}: {len(data)} points after cleaning; the {law} law has {n_params} "
+                        f"parameters and needs at least {n_params + 1}")
+    for var in _law_vars(law, x):
+        levels = int(distinct_levels(data.get(var)).max()) + 1
+        if levels < 3:
+            raise UserError(f"{data.source}: {data.columns.get(var, var)}: {levels} distinct values; the {law} "
+                            f"law needs at least 3 to separate the exponent from the constant")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A prediction with its bootstrap percentile interval (``lo``, ``hi`` at ``level``)."""
+
+    value: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    level: float
+
+    def to_dict(self) -> dict[str, Any]:
+        def out(a: np.ndarray) -> Any:
+            a = np.asarray(a, dtype=float)
+            clean = np.where(np.isfinite(a), a, np.nan).astype(object)
+            clean[~np.isfinite(a)] = None  # JSON has no NaN: no bootstrap, no interval
+            return clean.item() if a.ndim == 0 else clean.tolist()
+
+        return {"value": out(self.value), "interval": [out(self.lo), out(self.hi)], "level": self.level}
+
+
+@dataclass
+class LawFit:
+    """A fitted law: parameters, bootstrap samples and intervals; predicts with intervals; saves as JSON."""
+
+    law: str
+    params: dict[str, float]
+    objective: float
+    n_points: int
+    n_runs: int
+    x: str | None = None
+    samples: np.ndarray | None = None
+    level: float = 0.95
+    delta: float = HUBER_DELTA
+    flops_per_token_param: float = FLOPS_PER_TOKEN_PARAM
+    bootstrap: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    holdout: dict[str, Any] | None = None
+    noise: float | None = None
+    """Robust scale (1.4826 MAD) of the log residuals at the optimum: one run's scatter about the law."""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return param_names(self.law)
+
+    @property
+    def vector(self) -> np.ndarray:
+        return np.array([self.params[k] for k in self.names])
+
+    @property
+    def form(self) -> str:
+        if self.law == "chinchilla":
+            return "L = E + A / N^alpha + B / D^beta"
+        return f"L = E + A * {self.x or 'flops'}^-alpha"
+
+    @property
+    def intervals(self) -> dict[str, list[float]]:
+        if self.samples is None or len(self.samples) == 0:
+            return {}
+        lo, hi = percentile_interval(self.samples, self.level)
+        return {k: [float(a), float(b)] for k, a, b in zip(self.names, lo, hi, strict=True)}
+
+    # -- prediction ------------------------------------------------------------------------------------
+    def inputs(self, n: Any = None, d: Any = None, c: Any = None) -> tuple[np.ndarray, ...]:
+        """The law's variables from whichever of N, D, C are given (C = k N D fills a missing one)."""
+        n, d, c = (None if v is None else np.asarray(v, dtype=float) for v in (n, d, c))
+        k = self.flops_per_token_param
+        if n is None and d is not None and c is not None:
+            n = c / (k * d)
+        if d is None and n is not None and c is not None:
+            d = c / (k * n)
+        if c is None and n is not None and d is not None:
+            c = k * n * d
+        values = {"n": n, "d": d, "c": c}
+        need = _law_vars(self.law, self.x)
+        missing = [v for v in need if values[v] is None]
+        if missing:
+            flags = {"n": "--n", "d": "--d", "c": "--c"}
+            raise UserError(f"{self.law} law: give {' and '.join(flags[v] for v in need)} "
+                            f"(or enough of --n, --d, --c to derive them with C = {k:g} N D)")
+        for v in need:
+            if np.any(values[v] <= 0):
+                raise UserError(f"{flags_of(v)}: must be positive")
+        return tuple(values[v] for v in need)
+
+    def predict(self, n: Any = None, d: Any = None, c: Any = None) -> np.ndarray:
+        """The point prediction of the loss."""
+        return evaluate_law(self.law, self.vector, self.inputs(n, d, c))
+
+    def prediction(self, n: Any = None, d: Any = None, c: Any = None, observed: bool = False) -> Prediction:
+        """The prediction with its bootstrap interval: of the law by default, or with ``observed`` of one
+        run's measured loss (the law's interval widened by the runs' log-normal scatter about it)."""
+        inputs = self.inputs(n, d, c)
+        value = evaluate_law(self.law, self.vector, inputs)
+        if self.samples is None or len(self.samples) == 0:
+            return Prediction(value, value * np.nan, value * np.nan, self.level)
+        boot = np.stack([evaluate_law(self.law, s, inputs) for s in self.samples])
+        if observed and self.noise:
+            draws = np.random.default_rng(0).standard_normal((20, *boot.shape))
+            boot = (boot[None] * np.exp(self.noise * draws)).reshape(-1, *boot.shape[1:])
+        lo, hi = percentile_interval(boot, self.level)
+        return Prediction(value, lo, hi, self.level)
+
+    def compute_optimal(self, c: Any) -> dict[str, Prediction]:
+        """N*(C), D*(C), D*/N* and L*(C) minimising the Chinchilla law at C = k N D, with intervals."""
+        if self.law != "chinchilla":
+            raise UserError(f"compute-optimal allocation needs the chinchilla law, not {self.law}")
+        c = np.asarray(c, dtype=float)
+        if np.any(c <= 0):
+            raise UserError("--c: compute must be positive")
+        point = allocation(self.vector, c, self.flops_per_token_param)
+        if self.samples is None or len(self.samples) == 0:
+            return {k: Prediction(v, v * np.nan, v * np.nan, self.level) for k, v in point.items()}
+        boot = [allocation(s, c, self.flops_per_token_param) for s in self.samples]
+        out = {}
+        for key, value in point.items():
+            lo, hi = percentile_interval(np.stack([b[key] for b in boot]), self.level)
+            out[key] = Prediction(value, lo, hi, self.level)
+        return out
+
+    # -- JSON ------------------------------------------------------------------------------------------
+    def to_dict(self, samples: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "format": FORMAT, "law": self.law, "form": self.form,
+            "x": _VAR_TO_X.get(_law_vars(self.law, self.x)[0]) if self.law == "power" else None,
+            "params": self.params, "intervals": self.intervals, "level": self.level,
+            "n_points": self.n_points, "n_runs": self.n_runs,
+            "objective": self.objective, "huber_delta": self.delta, "residual_sigma": self.noise,
+            "flops_per_token_param": self.flops_per_token_param,
+        }
+        if self.law == "chinchilla":
+            p = self.params
+            s = p["alpha"] + p["beta"]
+            out["compute_optimal"] = {
+                "n_exponent": p["beta"] / s, "d_exponent": p["alpha"] / s,
+                "G": float((p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1 / s)),
+                "form": "N* = G (C/k)^n_exponent, D* = (C/k) / N*",
+            }
+        out["bootstrap"] = dict(self.bootstrap)
+        if samples and self.samples is not None:
+            out["bootstrap"]["samples"] = self.samples.tolist()
+        out["fit"] = self.info
+        out["data"] = self.data
+        if self.holdout is not None:
+            out["holdout"] = self.holdout
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2))
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "FIT.json") -> LawFit:
+        if not isinstance(raw, dict) or raw.get("law") not in LAWS:
+            raise UserError(f"{source}: law: expected a fit written by `sweeper fit law` ({', '.join(LAWS)})")
+        names = param_names(raw["law"])
+        params = raw.get("params") or {}
+        missing = [k for k in names if not isinstance(params.get(k), (int, float))]
+        if missing:
+            raise UserError(f"{source}: params: missing {', '.join(missing)}")
+        boot = dict(raw.get("bootstrap") or {})
+        samples = boot.pop("samples", None)
+        x = raw.get("x")
+        if raw["law"] == "power" and x not in X_NAMES:
+            raise UserError(f"{source}: x: expected one of {', '.join(X_NAMES)}")
+        return cls(law=raw["law"], params={k: float(params[k]) for k in names},
+                   objective=float(raw.get("objective", np.nan)), n_points=int(raw.get("n_points", 0)),
+                   n_runs=int(raw.get("n_runs", 0)), x=x if raw["law"] == "power" else None,
+                   samples=None if samples is None else np.asarray(samples, dtype=float),
+                   level=float(raw.get("level", 0.95)), delta=float(raw.get("huber_delta", HUBER_DELTA)),
+                   flops_per_token_param=float(raw.get("flops_per_token_param", FLOPS_PER_TOKEN_PARAM)),
+                   bootstrap=boot, info=raw.get("fit") or {}, data=raw.get("data") or {},
+                   holdout=raw.get("holdout"), noise=raw.get("residual_sigma"))
+
+    @classmethod
+    def load(cls, path: str | Path) -> LawFit:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"{path}: no such file (expected FIT.json from `sweeper fit law`)")
+        try:
+            raw = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}: not JSON ({exc})") from None
+        return cls.from_dict(raw, str(path))
+
+
+def flags_of(var: str) -> str:
+    return {"n": "--n", "d": "--d", "c": "--c"}[var]
+
+
+def percentile_interval(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """The central ``level`` percentile interval of bootstrap ``values`` along their first axis."""
+    tail = 50.0 * (1.0 - level)
+    lo, hi = np.nanpercentile(values, [tail, 100.0 - tail], axis=0)
+    return lo, hi
+
+
+def evaluate_law(law: str, vector: np.ndarray, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    """E + sum_k A_k x_k^-alpha_k for natural parameters ``vector`` and the law's variables ``inputs``."""
+    k = len(inputs)
+    e, coefs, exps = vector[0], vector[1:1 + k], vector[1 + k:]
+    out = e + sum(a * np.asarray(x, dtype=float) ** -alpha for a, alpha, x in zip(coefs, exps, inputs, strict=True))
+    return np.asarray(out)
+
+
+def allocation(vector: np.ndarray, c: np.ndarray, k: float = FLOPS_PER_TOKEN_PARAM) -> dict[str, np.ndarray]:
+    """Compute-optimal N*, D*, D*/N* and L* of the Chinchilla law ``[E, A, B, alpha, beta]`` at compute C.
+
+    Minimising E + A N^-alpha + B D^-beta subject to k N D = C gives
+    N* = G (C/k)^(beta/(alpha+beta)), D* = (C/k) / N*, G = (alpha A / (beta B))^(1/(alpha+beta)).
+    """
+    e, a, b, alpha, beta = vector
+    s = alpha + beta
+    g = (alpha * a / (beta * b)) ** (1.0 / s)
+    n = g * (c / k) ** (beta / s)
+    d = (c / k) / n
+    return {"n": n, "d": d, "tokens_per_param": d / n, "loss": e + a * n ** -alpha + b * d ** -beta}
+
+
+# --------------------------------------------------------------------------------------------------
+# Fitting, bootstrap, backtest
+# --------------------------------------------------------------------------------------------------
+def _problem(data: LawData, law: str, x: str | None, delta: float) -> PowerSumProblem:
+    logx = np.column_stack([np.log(data.get(v)) for v in _law_vars(law, x)])
+    return PowerSumProblem(logx, data.loss, delta)
+
+
+def fit_law(data: LawData, law: str = "chinchilla", x: str | None = None, *, bootstrap: int = 200,
+            by: str = "run", level: float = 0.95, seed: int = 0, delta: float = HUBER_DELTA,
+            optimizer: str = "trf", grid: np.ndarray = EXPONENT_GRID, n_starts: int = 8,
+            flops_per_token_param: float = FLOPS_PER_TOKEN_PARAM) -> LawFit:
+    """Fit ``law`` ("chinchilla" or "power" in ``x`` = "flops" | "tokens" | "n") with bootstrap intervals.
+
+    ``by`` is the bootstrap's resampling unit: "run" (each run, and so each seed, with all its points)
+    or "size" (all runs of a model size together: wider, honest when sizes are few and runs many).
+    ``flops_per_token_param`` is k in C = k N D, used by compute-optimal allocation and predictions.
+    """
+    if law == "power":
+        x = x or "flops"
+        if x not in X_NAMES:
+            raise UserError(f"--x: {x!r}: expected one of {', '.join(X_NAMES)}")
+    else:
+        x = None
+    if by not in ("run", "size"):
+        raise UserError(f"--by: {by!r}: expected 'run' or 'size'")
+    if not 0 < level < 1:
+        raise UserError(f"--level: {level}: expected a number between 0 and 1")
+    check_points(data, law, x)
+    from threadpoolctl import threadpool_limits
+
+    # Problems this small never gain from BLAS threads, and on a busy machine their start-up dominates
+    # (scipy's L-BFGS-B ran 7x slower here with multithreaded OpenBLAS).
+    with threadpool_limits(limits=1, user_api="blas"):
+        t0 = time.perf_counter()
+        problem = _problem(data, law, x, delta)
+        best = minimise(problem, problem.grid_starts(grid, n_starts), optimizer)
+        fit_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        samples = _bootstrap(data, law, x, best, bootstrap, by, seed, delta, optimizer) if bootstrap > 0 else None
+    names = param_names(law)
+    resid = problem.residuals(best.theta)
+    noise = float(1.4826 * np.median(np.abs(resid - np.median(resid))))
+    bounded = problem.at_bounds(best.theta, [f"log {n}" if n in "EAB" else n for n in names])
+    if bounded:
+        warnings.warn(f"{data.source}: {law} law: {', '.join(bounded)} at a bound of the search: these points "
+                      f"do not determine the law (too few sizes or budgets, or too much noise); treat its "
+                      f"extrapolations with care", UserWarning, stacklevel=2)
+    return LawFit(
+        law=law, params={k: float(v) for k, v in zip(names, best.natural, strict=True)}, objective=best.objective,
+        n_points=len(data), n_runs=data.n_runs, x=x, samples=samples, level=level, delta=delta,
+        flops_per_token_param=flops_per_token_param,
+        bootstrap={"replicates": int(bootstrap), "by": by, "seed": seed},
+        info={"optimizer": optimizer, "starts": best.starts, "starts_at_optimum": best.agree,
+              "other_optima": [dict(zip(names, map(float, o), strict=True)) for o in best.others],
+              "fit_s": round(fit_s, 4), "bootstrap_s": round(time.perf_counter() - t1, 4),
+              "at_bounds": bounded},
+        data={"source": data.source, "columns": data.columns}, noise=noise,
+    )
+
+
+def resampling_units(data: LawData, law: str, x: str | None, by: str) -> list[np.ndarray]:
+    """The point indices of each resampling unit: every run, or every model size (``by="size"``)."""
+    if by == "size":
+        units = distinct_levels(data.get("n" if law == "chinchilla" else _law_vars(law, x)[0]))
+    else:
+        _, units = np.unique(data.run, return_inverse=True)
+    order = np.argsort(units, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(units[order])) + 1)
+
+
+def resample(units: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """Point indices of one bootstrap replicate: as many units as there are, drawn with replacement."""
+    return np.concatenate([units[i] for i in rng.integers(0, len(units), len(units))])
+
+
+def refit(data: LawData, law: str, x: str | None, starts: Sequence[np.ndarray], delta: float = HUBER_DELTA,
+          optimizer: str = "trf") -> np.ndarray:
+    """The optimum (natural parameters) on ``data`` from the given natural-parameter starts (no grid)."""
+    problem = _problem(data, law, x, delta)
+    return minimise(problem, [problem.internal(v) for v in starts], optimizer).natural
+
+
+def _bootstrap(data: LawData, law: str, x: str | None, best: Optimum, replicates: int, by: str, seed: int,
+               delta: float, optimizer: str) -> np.ndarray:
+    """Refit on ``replicates`` resamples of whole runs (or sizes), each from the full-data optimum and the
+    other local optima the full fit found; returns the natural parameters, one row per replicate."""
+    units = resampling_units(data, law, x, by)
+    rng = np.random.default_rng(seed)
+    starts = [best.natural, *best.others]
+    return np.stack([refit(data.take(resample(units, rng)), law, x, starts, delta, optimizer)
+                     for _ in range(replicates)])
+
+
+def backtest(data: LawData, law: str = "chinchilla", x: str | None = None, *, holdout_by: str | None = None,
+             count: int = 1, **fit_kwargs: Any) -> dict[str, Any]:
+    """Fit without the ``count`` largest model sizes (or compute budgets, ``holdout_by="c"``) and score the
+    prediction of the held-out points: relative errors, bias, and how often the interval covers them."""
+    by = holdout_by or ("n" if law == "chinchilla" else X_NAMES[x or "flops"])
+    train, test = split_largest(data, by, count)
+    fit = fit_law(train, law, x, **fit_kwargs)
+    pred = fit.prediction(n=test.n, d=test.d, c=test.c)
+    observed = fit.prediction(n=test.n, d=test.d, c=test.c, observed=True)
+    rel = (pred.value - test.loss) / test.loss
+    has_interval = fit.samples is not None and len(fit.samples) > 0
+    held = test.get(by)
+    out = {
+        "held_out": {"by": _VAR_TO_X[by], "count": count, "from": float(held.min()), "to": float(held.max()),
+                     "extrapolation": float(held.max() / train.get(by).max())},
+        "n_train": len(train), "n_test": len(test),
+        "mean_abs_rel_error": float(np.abs(rel).mean()), "max_abs_rel_error": float(np.abs(rel).max()),
+        "mean_rel_error": float(rel.mean()),
+        "interval_coverage": _coverage(test.loss, pred) if has_interval else None,
+        "predictive_coverage": _coverage(test.loss, observed) if has_interval else None,
+        "params": fit.params, "intervals": fit.intervals, "residual_sigma": fit.noise,
+    }
+    if len(test) <= 200:
+        cols = {v: test.get(v) for v in ("n", "d", "c") if getattr(test, v) is not None}
+        out["points"] = [{**{k: float(v[i]) for k, v in cols.items()}, "loss": float(test.loss[i]),
+                          "predicted": float(pred.value[i]), "interval": [float(pred.lo[i]), float(pred.hi[i])],
+                          "observed_interval": [float(observed.lo[i]), float(observed.hi[i])]}
+                         for i in range(len(test))]
+    return out
+
+
+def _coverage(loss: np.ndarray, pred: Prediction) -> float:
+    return float(((loss >= pred.lo) & (loss <= pred.hi)).mean())
