@@ -5,7 +5,7 @@ The final loss of a run with ``n_params`` N, ``tokens`` D and learning rate ``lr
     L(N, D, lr) = E + A / N**alpha + B / D**beta + c * (ln lr - ln lr*(N))**2
 
 with lr*(N) = lr_ref * (N / n_ref) ** -lr_exponent, times multiplicative log-normal noise of sigma
-``noise`` (seeded by ``seed``). During a run the curve is reported at d = D * s / steps tokens, so every
+``noise`` (seeded by ``seed`` and the config, so runs differ but a config and seed repeat exactly). During a run the curve is reported at d = D * s / steps tokens, so every
 intermediate point follows L(N, d, lr) too, and ``flops`` = 6 N d. With a ``mix`` (weights over any
 domain names) the loss gains ``mix_weight * sum_i (w_i - w*_i)**2``, where the best mixture w* is
 proportional to 1, 2, 3, ... over the domains sorted by name (``optimal_mixture``). The true parameters are in
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -93,7 +94,9 @@ def train(config: dict[str, Any], report: Callable[..., None]) -> dict[str, floa
     if cfg["fail_above_lr"] is not None and lr > float(cfg["fail_above_lr"]):
         raise RuntimeError(f"diverged: lr {lr:.3g} is above {float(cfg['fail_above_lr']):.3g}")
 
-    rng = np.random.default_rng(int(cfg["seed"]))
+    # Independent noise per config, reproducible for a config and seed.
+    config_key = zlib.crc32(repr((n, d_total, lr, sorted((cfg.get("mix") or {}).items()))).encode())
+    rng = np.random.default_rng([int(cfg["seed"]), config_key])
     noise = float(cfg["noise"])
     loss = math.nan
     for step in range(1, steps + 1):
