@@ -14,6 +14,7 @@ from sweeper.errors import UserError
 COMMANDS: dict[tuple[str, str], tuple[str, str]] = {
     ("fit", "mixture"): ("fit_mixture", "RegMix: regression from mixture weights to a target, then a simplex search "
                          "for the best mixture"),
+    ("fit", "hparams"): ("fit_hparams", "hyperparameter scaling laws along the (cost, metric) Pareto front"),
     ("fit", "law"): ("fit_law", "fit a scaling law (chinchilla or power) with bootstrap intervals"),
     ("predict", "law"): ("predict_law", "predict the loss at a scale from FIT.json, with its interval"),
     ("", "decide"): ("decide", "DataDecide: how often small runs pick the data recipe that wins at the target size"),

@@ -24,6 +24,7 @@ class FloatParam(_Param):
     low: float
     high: float
     log: bool = False
+    logit: bool = Field(False, description="a fraction in (0, 1): the cost-aware searcher works in logit space")
     center: float | None = Field(None, description="search centre for the cost-aware searcher")
     points: int = Field(5, ge=1, description="grid points for algo: grid")
 
@@ -35,6 +36,9 @@ class FloatParam(_Param):
             raise ValueError(f"expected low < high, got low={self.low}, high={self.high}")
         if self.log and self.low <= 0:
             raise ValueError(f"a log-scale parameter needs low > 0, got low={self.low}")
+        if self.logit and (self.log or not 0 < self.low < self.high < 1):
+            raise ValueError(f"a logit-scale parameter is a fraction: 0 < low < high < 1, not log; got {self.low}, "
+                             f"{self.high}")
         if self.center is not None and not self.low <= self.center <= self.high:
             raise ValueError(f"expected low <= center <= high, got center={self.center}")
         return self

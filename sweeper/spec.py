@@ -12,10 +12,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sweeper.errors import StudyError
-from sweeper.space import ChoiceParam, IntParam, Param, SimplexParam, presets_of
+from sweeper.space import ChoiceParam, FloatParam, IntParam, Param, SimplexParam, presets_of
 
 OPTUNA_SAMPLERS = ("tpe", "gp", "cmaes", "random", "qmc", "nsga2")
-SEARCH_ALGOS = ("optuna", "grid", "random", "dirichlet")
+SEARCH_ALGOS = ("optuna", "grid", "random", "dirichlet", "cost_aware")
 BUILTIN_METRICS = ("cost", "flops", "wall_s", "tokens")
 
 
@@ -30,6 +30,8 @@ class SearchSpec(_Strict):
     sampler: str = "tpe"
     metric: str | list[str] = "loss"
     mode: Literal["min", "max"] | list[Literal["min", "max"]] = "min"
+    cost: Literal["cost", "flops", "wall_s"] = Field(
+        "cost", description="cost_aware: the cost axis (cost = the budget's unit, or flops, or wall_s)")
     options: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the sampler")
 
     @field_validator("algo")
@@ -176,6 +178,12 @@ class Study(_Strict):
             raise ValueError(f"at most one simplex (mixture) parameter, got {simplexes}")
         if self.search.algo == "grid" and simplexes:
             raise ValueError("search.algo grid cannot search a simplex parameter")
+        if self.search.algo == "cost_aware":
+            if len(self.search.metrics) != 1:
+                raise ValueError("search.algo cost_aware trades one metric against cost: give one search.metric")
+            unsupported = [k for k, p in self.space.items() if not isinstance(p, (FloatParam, IntParam))]
+            if unsupported:
+                raise ValueError(f"search.algo cost_aware searches float and int parameters; not {unsupported}")
         if self.search.algo == "dirichlet" and (len(simplexes) != 1 or len(self.space) != 1):
             raise ValueError("search.algo dirichlet samples mixtures: the space must be exactly one simplex parameter")
         if self.regmix is not None and not simplexes:

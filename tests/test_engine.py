@@ -158,3 +158,16 @@ def test_choice_presets_expand_into_the_config(tmp_path):
     assert trials["cfg.size"].to_list() == ["m", "s"]
     assert trials["cfg.n_params"].to_list() == [1e7, 1e6] and trials["cfg.tokens"].to_list() == [1e9, 1e8]
     assert trials["flops"].to_list() == pytest.approx([6 * 1e7 * 1e9, 6 * 1e6 * 1e8])  # the workload saw them
+
+
+def test_cost_aware_search_through_the_engine(tmp_path):
+    outcome = run(tmp_path, params={"steps": 3},
+                  space={"n_params": {"type": "float", "low": 1e6, "high": 1e8, "log": True},
+                         "tokens": {"type": "float", "low": 1e8, "high": 1e10, "log": True},
+                         "lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True, "center": 3e-3}},
+                  search={"algo": "cost_aware", "metric": "loss", "mode": "min", "cost": "flops"},
+                  budget={"trials": 10, "concurrent": 2})
+    trials = read_trials(outcome.results_dir)
+    assert trials.height == 10 and set(trials["status"]) == {"done"}
+    assert (outcome.results_dir / "searcher-state.json").exists()
+    assert trials["cfg.lr"].n_unique() == 10  # concurrent suggestions differ

@@ -99,6 +99,8 @@ def build_searcher(study: Study, results_dir: str | Path, path: str = "<study>",
     from sweeper.search.optuna_searcher import OptunaSearcher, open_journal
 
     remaining = default_trials(study) if max_trials is None else max_trials
+    if study.search.algo == "cost_aware":
+        return _cost_aware(study, results_dir, path, remaining, resume)
     if study.search.algo == "dirichlet":
         from sweeper.search.dirichlet import DirichletSearcher, make_options
 
@@ -126,4 +128,26 @@ def build_searcher(study: Study, results_dir: str | Path, path: str = "<study>",
     )
     if resume:
         searcher.requeue_unfinished()
+    return searcher
+
+
+def _cost_aware(study: Study, results_dir: str | Path, path: str, remaining: int, resume: bool) -> Searcher:
+    """CARBS-style search: the space's float/int parameters in log, logit or linear coordinates."""
+    from sweeper.search.cost_aware import CostAwareSearcher, Dimension
+    from sweeper.search.optuna_searcher import FINAL_KEY, result_key
+    from sweeper.space import FloatParam
+
+    dimensions = []
+    for name, p in study.space.items():
+        scale = "log" if p.log else ("logit" if isinstance(p, FloatParam) and p.logit else "linear")
+        dimensions.append(Dimension(name=name, low=float(p.low), high=float(p.high), scale=scale,
+                                    integer=not isinstance(p, FloatParam), center=p.center))
+    state = Path(results_dir) / STATE_FILE
+    try:
+        searcher = CostAwareSearcher(
+            dimensions, metric=result_key(study.search.metrics[0]), cost=study.search.cost,
+            mode=study.search.modes[0], max_trials=remaining, complete_key=FINAL_KEY, seed=study.seed,
+            state_path=state, resume=resume, **study.search.options)
+    except TypeError as exc:
+        raise StudyError(path, "search.options", f"cost_aware: {exc}") from None
     return searcher

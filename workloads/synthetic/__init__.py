@@ -5,8 +5,9 @@ The final loss of a run with ``n_params`` N, ``tokens`` D and learning rate ``lr
     L(N, D, lr) = E + A / N**alpha + B / D**beta + c * (ln lr - ln lr*(N))**2
 
 with lr*(N) = lr_ref * (N / n_ref) ** -lr_exponent, times multiplicative log-normal noise of sigma
-``noise`` (seeded by ``seed`` and the config, so runs differ but a config and seed repeat exactly). During a run the curve is reported at d = D * s / steps tokens, so every
-intermediate point follows L(N, d, lr) too, and ``flops`` = 6 N d. With a ``mix`` (weights over any
+``noise`` (seeded by ``seed`` and the config, so runs differ but a config and seed repeat exactly).
+During a run the curve is reported at d = D * s / steps tokens, so every intermediate point follows
+L(N, d, lr) too, and ``flops`` = 6 N d. With a ``mix`` (weights over any
 domain names) the loss gains ``mix_weight * sum_i (w_i - w*_i)**2``, where the best mixture w* is
 proportional to 1, 2, 3, ... over the domains sorted by name (``optimal_mixture``). The true parameters are in
 ``TRUE_PARAMS``; tests and benchmarks use them to check searchers and extrapolators.

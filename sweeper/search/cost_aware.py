@@ -1,0 +1,725 @@
+"""CARBS-style cost-aware search: local Bayesian optimisation around the Pareto front of (cost, metric).
+
+After Fetterman et al. 2023, "Tune As You Scale" (CARBS), re-written around scikit-learn's Gaussian
+processes. The whole algorithm is in this file:
+
+1. Every parameter is a `Dimension` with bounds and a scale. Values are mapped to a transformed space
+   (log for scales such as a learning rate or a width, logit for fractions, linear otherwise) and then
+   linearly to the unit interval, so that one search radius means the same on every axis.
+2. The first `n_initial` suggestions are drawn from a normal distribution around the search centre.
+3. Afterwards candidates are drawn around the points of the current Pareto front of (cost, metric)
+   and scored by
+
+       acquisition = EI(metric over the front at the candidate's predicted cost)
+                     x search density (closeness to the front, as the candidates were drawn)
+                     x P(success)
+                     (and dropped when the predicted cost exceeds `max_cost`)
+
+   where the metric and log-cost are each modelled by a Gaussian process (Matern 5/2 with one length
+   scale per dimension, plus a linear kernel so that log-cost, often linear in log-parameters, extrapolates),
+   the front is modelled in 1-D as a monotone piecewise-linear curve of metric against log-cost, and
+   P(success) comes from a Gaussian-process classifier fitted on failed against successful trials.
+   CARBS always raises the front to its value at a random cost along it, which pushes the search toward
+   the expensive end; here that happens on a fraction `raise_front` of suggestions (0.25 by default), and
+   the front is continued beyond its ends with its overall slope rather than flat, so that the search
+   also extends the front toward cheaper configurations (measured better at equal total cost).
+4. Trials still running ("pending") enter the metric model with Thompson samples of their outcome, so
+   concurrent suggestions spread out instead of repeating each other.
+
+`CostAwareSearch` is the plain core (suggest / observe / state_dict / load_state_dict); `CostAwareSearcher`
+wraps it as a Ray Tune `Searcher`. The state is a JSON-ready dict, and a search restored from it continues
+with exactly the suggestions the original would have made.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from ray.tune.search import Searcher
+from scipy.special import erfcx, ndtr
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.gaussian_process import GaussianProcessClassifier, GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import RBF, ConstantKernel, DotProduct, Kernel, Matern, WhiteKernel
+from sklearn.preprocessing import PowerTransformer
+from threadpoolctl import threadpool_limits
+
+from sweeper.errors import UserError
+from sweeper.search.pareto import Mode, pareto_front
+
+Scale = Literal["linear", "log", "logit"]
+STATE_VERSION = 1
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Search space
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched parameter: bounds, the space it is searched in, and where the search starts.
+
+    `scale` is "log" for positive scales (learning rate, width, tokens), "logit" for fractions strictly
+    inside (0, 1), "linear" otherwise. `center` defaults to the midpoint in the transformed space (the
+    geometric mean of the bounds for "log"). `integer` rounds suggested values (not with "logit").
+    """
+
+    name: str
+    low: float
+    high: float
+    scale: Scale = "linear"
+    integer: bool = False
+    center: float | None = None
+
+    def __post_init__(self) -> None:
+        where = f"search space: {self.name}"
+        if self.scale not in ("linear", "log", "logit"):
+            raise UserError(f"{where}: scale: expected 'linear', 'log' or 'logit', got {self.scale!r}")
+        if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
+            raise UserError(f"{where}: bounds: expected finite low < high, got {self.low}, {self.high}")
+        if self.scale == "log" and self.low <= 0:
+            raise UserError(f"{where}: low: a log-scaled parameter needs low > 0, got {self.low}")
+        if self.scale == "logit" and not (self.low > 0 and self.high < 1):
+            raise UserError(f"{where}: bounds: a logit-scaled parameter needs 0 < low < high < 1")
+        if self.scale == "logit" and self.integer:
+            raise UserError(f"{where}: integer: a logit-scaled fraction cannot be an integer")
+        if self.center is not None and not self.low <= self.center <= self.high:
+            raise UserError(f"{where}: center: expected a value within [{self.low}, {self.high}]")
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        if self.scale == "log":
+            return np.log(x)
+        if self.scale == "logit":
+            return np.log(x) - np.log1p(-x)
+        return x
+
+    def _inverse(self, t: np.ndarray) -> np.ndarray:
+        if self.scale == "log":
+            return np.exp(t)
+        if self.scale == "logit":
+            return 1.0 / (1.0 + np.exp(-t))
+        return t
+
+    def to_unit(self, value: Any) -> np.ndarray:
+        """Map values to [0, 1] through the transformed space (values outside the bounds are clipped)."""
+        x = np.clip(np.asarray(value, dtype=float), self.low, self.high)
+        lo, hi = self._forward(np.array([self.low, self.high]))
+        return (self._forward(x) - lo) / (hi - lo)
+
+    def from_unit(self, u: Any) -> np.ndarray:
+        """Map points of [0, 1] back to values, rounded for integer dimensions and kept inside the bounds."""
+        lo, hi = self._forward(np.array([self.low, self.high]))
+        x = self._inverse(lo + np.clip(np.asarray(u, dtype=float), 0.0, 1.0) * (hi - lo))
+        if self.integer:
+            x = np.clip(np.round(x), math.ceil(self.low), math.floor(self.high))
+        return np.clip(x, self.low, self.high)
+
+    @property
+    def unit_center(self) -> float:
+        return 0.5 if self.center is None else float(self.to_unit(self.center))
+
+    def python_value(self, x: float) -> float | int:
+        return int(round(x)) if self.integer else float(x)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Acquisition pieces
+
+
+def log_expected_improvement(mu: np.ndarray, sigma: np.ndarray, best: np.ndarray) -> np.ndarray:
+    """log E[max(f - best, 0)] for f ~ N(mu, sigma^2), accurate far into the tail (as BoTorch's LogEI)."""
+    sigma = np.maximum(sigma, 1e-12)
+    z = (mu - best) / sigma
+    log_h = np.empty_like(z)
+    # h(z) = phi(z) + z Phi(z); direct where it is well conditioned.
+    mid = z > -1.0
+    log_h[mid] = np.log(np.exp(-0.5 * z[mid] ** 2) / math.sqrt(2 * math.pi) + z[mid] * ndtr(z[mid]))
+    # phi(z) (1 - |z| Phi(z)/phi(z)) with Phi/phi = sqrt(pi/2) erfcx(|z|/sqrt 2) for z < 0.
+    tail = (z <= -1.0) & (z > -40.0)
+    zt = -z[tail]
+    log_phi = -0.5 * zt**2 - 0.5 * math.log(2 * math.pi)
+    log_h[tail] = log_phi + np.log1p(-zt * math.sqrt(math.pi / 2) * erfcx(zt / math.sqrt(2)))
+    # Far tail: h(z) ~ phi(z) / z^2.
+    far = z <= -40.0
+    log_h[far] = -0.5 * z[far] ** 2 - 0.5 * math.log(2 * math.pi) - 2 * np.log(-z[far])
+    return log_h + np.log(sigma)
+
+
+def _regression_kernel(dim: int) -> Kernel:
+    """Matern 5/2 with one length scale per dimension, plus a linear trend, plus noise."""
+    return (
+        ConstantKernel(1.0, (1e-2, 1e2)) * Matern(np.full(dim, 0.3), (1e-2, 1e1), nu=2.5)
+        + ConstantKernel(1e-2, (1e-4, 1e2)) * DotProduct(sigma_0=1.0, sigma_0_bounds="fixed")
+        + WhiteKernel(1e-4, (1e-8, 1e-1))
+    )
+
+
+def _fit_regressor(
+    x: np.ndarray, y: np.ndarray, theta: np.ndarray | None = None, *, fixed: bool = False
+) -> GaussianProcessRegressor:
+    """A GP on unit-cube inputs (centred) and standardised targets.
+
+    `theta` (log hyperparameters of a previous fit) warm-starts the marginal-likelihood optimisation, or,
+    with `fixed`, is used as is.
+    """
+    kernel = _regression_kernel(x.shape[1])
+    if theta is not None:
+        kernel = kernel.clone_with_theta(np.clip(theta, kernel.bounds[:, 0], kernel.bounds[:, 1]))
+    gp = GaussianProcessRegressor(kernel, optimizer=None if fixed else "fmin_l_bfgs_b", normalize_y=False)
+    with warnings.catch_warnings(), threadpool_limits(1):  # small matrices: threads only contend
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return gp.fit(x - 0.5, y)
+
+
+def _fit_classifier(x: np.ndarray, ok: np.ndarray) -> GaussianProcessClassifier:
+    with warnings.catch_warnings(), threadpool_limits(1):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return GaussianProcessClassifier(ConstantKernel(1.0, (1e-2, 1e2)) * RBF(0.3, (3e-2, 3.0))).fit(
+            x - 0.5, ok.astype(int)
+        )
+
+
+def _standardise(y: np.ndarray) -> tuple[np.ndarray, float, float]:
+    mean, std = float(np.mean(y)), float(np.std(y))
+    std = std if std > 1e-12 else 1.0
+    return (y - mean) / std, mean, std
+
+
+class _MetricScale:
+    """Metric -> well-behaved 'goodness' for the GP: oriented (larger is better), Yeo-Johnson, standardised.
+
+    The power transform (as in HEBO, which CARBS follows) tames diverged runs with huge losses.
+    """
+
+    def __init__(self, metric: np.ndarray, sign: float):
+        self.sign = sign
+        self.power: PowerTransformer | None = None
+        oriented = sign * metric
+        if np.unique(oriented).size >= 3:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                self.power = PowerTransformer(method="yeo-johnson").fit(oriented[:, None])
+        else:
+            _, self.mean, self.std = _standardise(oriented)
+
+    def __call__(self, metric: np.ndarray) -> np.ndarray:
+        oriented = self.sign * np.asarray(metric, dtype=float)
+        if self.power is not None:
+            return self.power.transform(oriented[:, None])[:, 0]
+        return (oriented - self.mean) / self.std
+
+    def inverse(self, goodness: np.ndarray) -> np.ndarray:
+        goodness = np.asarray(goodness, dtype=float)
+        if self.power is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return self.sign * self.power.inverse_transform(goodness[:, None])[:, 0]
+        return self.sign * (goodness * self.std + self.mean)
+
+
+class _FrontModel:
+    """Best goodness expected at a log-cost: piecewise linear through the front points (monotone, as the
+    front is), continued beyond its ends with the front's overall slope (or flat, as in CARBS)."""
+
+    def __init__(self, log_cost: np.ndarray, goodness: np.ndarray, *, extrapolate: bool = True):
+        self.lc, self.good = log_cost, goodness
+        self.slope = 0.0
+        if extrapolate and log_cost.size > 1 and log_cost[-1] > log_cost[0]:
+            self.slope = max(0.0, float(np.polyfit(log_cost, goodness, 1)[0]))
+
+    def __call__(self, log_cost: np.ndarray) -> np.ndarray:
+        inside = np.interp(log_cost, self.lc, self.good)
+        below = self.slope * np.minimum(log_cost - self.lc[0], 0.0)
+        above = self.slope * np.maximum(log_cost - self.lc[-1], 0.0)
+        return inside + below + above
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The search
+
+
+@dataclass
+class _Observation:
+    config: dict[str, Any]
+    unit: list[float]
+    metric: float | None
+    cost: float | None
+    status: Literal["ok", "pruned", "failed"]
+
+
+class CostAwareSearch:
+    """CARBS-style search over `dimensions`, minimising (or maximising) a metric at every cost.
+
+    Args:
+        dimensions: the searched parameters.
+        mode: "min" or "max" for the metric; cost is always minimised.
+        seed: fixes every random choice; the same seed and observations give the same suggestions.
+        n_initial: random suggestions around the centre before modelling starts (default max(4, d + 1)),
+            counted in successful observations.
+        radius: standard deviation of the search distribution around the centre and the front points,
+            in unit-cube coordinates (each axis spans [0, 1] between its bounds, in transformed space).
+        n_candidates: candidates scored per suggestion (default max(1000, 100 d)).
+        max_cost: never suggest a point whose predicted cost is above this (from the first modelled
+            suggestion on; the random starts around the centre cannot predict cost).
+        max_points: the GPs are fitted on at most this many observations (front points always kept, then
+            the best and a random share of the rest), which keeps each suggestion well under a second.
+        min_front_cost_quantile: observations cheaper than this quantile of cost are pooled into a single
+            front point (CARBS' 0.2), so the search does not crawl along the cheapest corner.
+        raise_front: probability, per suggestion, of raising the front to its value at a random cost along
+            it (CARBS does it always), which favours larger scale over extending the cheap end.
+        extrapolate_front: continue the front beyond its ends with its overall slope (else flat, as CARBS).
+        pending: what running trials are assumed to return while a suggestion is made: "thompson" (a
+            sample of the metric model, as CARBS), "front" (a constant liar: exactly the front's value at
+            their predicted cost, i.e. no improvement), or "ignore".
+        failure_model: learn P(success) from failed trials.
+    """
+
+    def __init__(
+        self,
+        dimensions: Sequence[Dimension],
+        *,
+        mode: Mode = "min",
+        seed: int = 0,
+        n_initial: int | None = None,
+        radius: float = 0.15,
+        n_candidates: int | None = None,
+        max_cost: float | None = None,
+        max_points: int = 256,
+        min_front_cost_quantile: float = 0.2,
+        raise_front: float = 0.25,
+        extrapolate_front: bool = True,
+        pending: Literal["thompson", "front", "ignore"] = "thompson",
+        failure_model: bool = True,
+    ):
+        if not dimensions:
+            raise UserError("search space: expected at least one parameter to search")
+        names = [d.name for d in dimensions]
+        if len(set(names)) != len(names):
+            raise UserError(f"search space: names: expected unique parameter names, got {names}")
+        if mode not in ("min", "max"):
+            raise UserError(f"search: mode: expected 'min' or 'max', got {mode!r}")
+        if max_cost is not None and not max_cost > 0:
+            raise UserError(f"search: max_cost: expected a positive number, got {max_cost}")
+        if not 0 < radius <= 1:
+            raise UserError(f"search: radius: expected a number in (0, 1], got {radius}")
+        if not 0 <= raise_front <= 1:
+            raise UserError(f"search: raise_front: expected a probability in [0, 1], got {raise_front}")
+        self.dimensions = tuple(dimensions)
+        self.mode: Mode = mode
+        self.seed = seed
+        d = len(self.dimensions)
+        self.n_initial = max(4, d + 1) if n_initial is None else max(1, n_initial)
+        self.radius = radius
+        self.n_candidates = max(1000, 100 * d) if n_candidates is None else n_candidates
+        self.max_cost = max_cost
+        self.max_points = max_points
+        self.min_front_cost_quantile = min_front_cost_quantile
+        self.raise_front = raise_front
+        self.extrapolate_front = extrapolate_front
+        if pending not in ("thompson", "front", "ignore"):
+            raise UserError(f"search: pending: expected 'thompson', 'front' or 'ignore', got {pending!r}")
+        self.pending = pending
+        self.failure_model = failure_model
+        self._sign = -1.0 if mode == "min" else 1.0  # goodness = sign * metric
+        self._rng = np.random.default_rng(seed)
+        self._observations: list[_Observation] = []
+        self._pending: dict[str, list[float]] = {}
+        self._theta: dict[str, np.ndarray] = {}  # last fitted GP hyperparameters, to warm-start the next fit
+        self.n_suggested = 0
+        self.last_info: dict[str, float] = {}
+
+    # ---- public API ------------------------------------------------------------------------------------------
+
+    def suggest(self, key: str | None = None) -> dict[str, float | int]:
+        """The next configuration to try; it stays pending (see `observe`, `forget`) under `key`."""
+        key = f"suggestion-{self.n_suggested}" if key is None else str(key)
+        if self._count("ok") < self.n_initial:
+            unit, self.last_info = self._sample_around(self._center()[None, :], 1)[0], {"random": 1.0}
+        else:
+            try:
+                unit = self._model_suggestion()
+            except np.linalg.LinAlgError:  # a degenerate GP fit: fall back to sampling around the front
+                done = [o for o in self._observations if o.status == "ok"]
+                front = pareto_front([o.cost for o in done], [o.metric for o in done], mode=self.mode)
+                origins = np.array([done[i].unit for i in front])
+                unit, self.last_info = self._sample_around(origins, 1)[0], {"random": 1.0}
+        config = self._config(unit)
+        self._pending[key] = self._unit(config).tolist()
+        self.n_suggested += 1
+        return config
+
+    def observe(
+        self,
+        config: Mapping[str, Any],
+        metric: float | None,
+        cost: float | None,
+        *,
+        failed: bool = False,
+        pruned: bool = False,
+        key: str | None = None,
+    ) -> None:
+        """Record a finished trial.
+
+        `failed` (or a missing / non-finite metric) marks a trial that crashed or diverged: it trains the
+        failure model only. `pruned` marks a trial a scheduler stopped early: its last metric enters the
+        metric model (a pessimistic value, which is what the scheduler judged), but neither the cost
+        model nor the front, since its cost is not what its configuration costs when run to the end.
+        """
+        missing = [d.name for d in self.dimensions if d.name not in config]
+        if missing:
+            raise UserError(f"observation: config: expected values for {missing}")
+        metric_ok = metric is not None and math.isfinite(float(metric))
+        cost_ok = cost is not None and math.isfinite(float(cost)) and float(cost) > 0
+        if not failed and metric_ok and not cost_ok and not pruned:
+            raise UserError(f"observation: cost: expected a positive finite number, got {cost!r}")
+        unit = self._unit(config)
+        self._drop_pending(key, unit)
+        status = "failed" if failed or not metric_ok else ("pruned" if pruned else "ok")
+        self._observations.append(
+            _Observation(
+                config={d.name: d.python_value(float(config[d.name])) for d in self.dimensions},
+                unit=unit.tolist(),
+                metric=float(metric) if metric_ok else None,
+                cost=float(cost) if cost_ok else None,
+                status=status,
+            )
+        )
+
+    def forget(self, key: str) -> None:
+        """Drop a pending suggestion that will never be observed (e.g. a trial removed before it ran)."""
+        self._pending.pop(str(key), None)
+
+    @property
+    def total_cost(self) -> float:
+        """Cost of every observation that reported one, failed and pruned trials included."""
+        return float(sum(o.cost for o in self._observations if o.cost is not None))
+
+    def observations(self) -> list[dict[str, Any]]:
+        """Every observation as {config, metric, cost, status}, in order."""
+        return [{k: v for k, v in asdict(o).items() if k != "unit"} for o in self._observations]
+
+    def pareto_front(self) -> list[dict[str, Any]]:
+        """The completed observations on the (cost, metric) front, by increasing cost."""
+        done = [o for o in self._observations if o.status == "ok"]
+        front = pareto_front([o.cost for o in done], [o.metric for o in done], mode=self.mode)
+        return [{"config": dict(done[i].config), "metric": done[i].metric, "cost": done[i].cost} for i in front]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue identically, as plain JSON-ready data."""
+        return {
+            "version": STATE_VERSION,
+            "dimensions": [asdict(d) for d in self.dimensions],
+            "mode": self.mode,
+            "rng": self._rng.bit_generator.state,
+            "n_suggested": self.n_suggested,
+            "observations": [asdict(o) for o in self._observations],
+            "pending": {k: list(v) for k, v in self._pending.items()},
+            "theta": {k: v.tolist() for k, v in self._theta.items()},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from `state_dict()` output; the search space and mode must be the same."""
+        if state.get("version") != STATE_VERSION:
+            raise UserError(f"searcher state: version: expected {STATE_VERSION}, got {state.get('version')!r}")
+        dims = [Dimension(**d) for d in state["dimensions"]]
+        if tuple(dims) != self.dimensions or state["mode"] != self.mode:
+            raise UserError("searcher state: dimensions: saved with a different search space or mode")
+        self._rng = np.random.default_rng()
+        self._rng.bit_generator.state = state["rng"]
+        self.n_suggested = int(state["n_suggested"])
+        self._observations = [_Observation(**o) for o in state["observations"]]
+        self._pending = {str(k): list(v) for k, v in state["pending"].items()}
+        self._theta = {k: np.array(v, dtype=float) for k, v in state["theta"].items()}
+
+    # ---- the model-based suggestion --------------------------------------------------------------------------
+
+    def _model_suggestion(self) -> np.ndarray:
+        rng = self._rng
+        done = [o for o in self._observations if o.status == "ok"]
+        modelled = [o for o in self._observations if o.status in ("ok", "pruned")]
+        x_done = np.array([o.unit for o in done])
+        cost_done = np.array([o.cost for o in done])
+        metric_done = np.array([o.metric for o in done])
+
+        front = pareto_front(cost_done, metric_done, mode=self.mode, min_cost_quantile=self.min_front_cost_quantile)
+        origins = x_done[front]
+
+        # Metric model, and cost model (log-cost of completed trials).
+        keep = self._subsample(modelled, rng)
+        x_m = np.array([modelled[i].unit for i in keep])
+        scale = _MetricScale(np.array([modelled[i].metric for i in keep]), self._sign)
+        y_m = scale(np.array([modelled[i].metric for i in keep]))
+        metric_gp = _fit_regressor(x_m, y_m, self._theta.get("metric"))
+        self._theta["metric"] = metric_gp.kernel_.theta
+        keep_c = self._subsample(done, rng)
+        log_cost, lc_mean, lc_std = _standardise(np.log(cost_done[keep_c]))
+        cost_gp = _fit_regressor(x_done[keep_c], log_cost, self._theta.get("cost"))
+        self._theta["cost"] = cost_gp.kernel_.theta
+
+        # The front in 1-D: goodness against log-cost.
+        front_lc = np.log(cost_done[front])
+        front_model = _FrontModel(front_lc, scale(metric_done[front]), extrapolate=self.extrapolate_front)
+
+        # Pending suggestions enter the metric model with made-up outcomes, so that the next suggestion
+        # expects little from their neighbourhood.
+        if self._pending and self.pending != "ignore":
+            x_p = np.array(list(self._pending.values()))
+            if self.pending == "thompson":
+                lie = metric_gp.sample_y(x_p - 0.5, random_state=int(rng.integers(2**31)))[:, 0]
+            else:  # "front": each pending trial just matches the front at its predicted cost
+                lie = front_model(cost_gp.predict(x_p - 0.5) * lc_std + lc_mean)
+            x_m, y_m = np.vstack([x_m, x_p]), np.concatenate([y_m, lie])
+            metric_gp = _fit_regressor(x_m, y_m, metric_gp.kernel_.theta, fixed=True)
+
+        floor = -np.inf
+        if front.size > 1 and rng.uniform() < self.raise_front:
+            floor = float(front_model(np.array([rng.uniform(front_lc[0], front_lc[-1])]))[0])
+
+        # Candidates around the front, scored.
+        cands = self._sample_around(origins, self.n_candidates)
+        cands = np.stack([d.to_unit(d.from_unit(cands[:, j])) for j, d in enumerate(self.dimensions)], axis=1)
+        log_density = self._log_density(cands, origins)
+        mu, sd = metric_gp.predict(cands - 0.5, return_std=True)
+        pred_lc = cost_gp.predict(cands - 0.5) * lc_std + lc_mean
+        best = np.maximum(front_model(pred_lc), floor)
+        score = log_expected_improvement(mu, sd, best) + log_density
+        p_ok = self._success_probability(cands)
+        score += np.log(np.maximum(p_ok, 1e-12))
+        if self.max_cost is not None:
+            too_costly = pred_lc > math.log(self.max_cost)
+            if too_costly.all():  # nothing predicted affordable: take the cheapest candidate
+                score = -pred_lc
+            else:
+                score[too_costly] = -np.inf
+        i = int(np.argmax(score))
+        self.last_info = {
+            "random": 0.0,
+            "predicted_metric": float(scale.inverse(mu[i : i + 1])[0]),
+            "predicted_cost": float(np.exp(pred_lc[i])),
+            "log_acquisition": float(score[i]),
+            "p_success": float(p_ok[i]),
+            "front_size": float(front.size),
+        }
+        return cands[i]
+
+    def _success_probability(self, cands: np.ndarray) -> np.ndarray:
+        failed = [o for o in self._observations if o.status == "failed"]
+        if not self.failure_model or not failed:
+            return np.ones(len(cands))
+        worked = [o for o in self._observations if o.status != "failed"]
+        sample = self._subsample(worked, self._rng, keep=())
+        x = np.array([worked[i].unit for i in sample] + [o.unit for o in failed[-self.max_points :]])
+        ok = np.r_[np.ones(len(sample)), np.zeros(min(len(failed), self.max_points))]
+        return _fit_classifier(x, ok).predict_proba(cands - 0.5)[:, 1]
+
+    def _subsample(
+        self, obs: list[_Observation], rng: np.random.Generator, keep: Sequence[int] | None = None
+    ) -> np.ndarray:
+        """Indices of at most `max_points` of `obs`: `keep` (default: the front), the best, then at random."""
+        if len(obs) <= self.max_points:
+            return np.arange(len(obs))
+        if keep is None:
+            done = [i for i, o in enumerate(obs) if o.status == "ok"]
+            front = pareto_front([obs[i].cost for i in done], [obs[i].metric for i in done], mode=self.mode)
+            keep = [done[j] for j in front]
+        chosen = list(keep)[: self.max_points]
+        taken = set(chosen)
+        goodness = np.array([self._sign * o.metric if o.metric is not None else -np.inf for o in obs])
+        ranked = [int(i) for i in np.argsort(-goodness, kind="stable") if int(i) not in taken]
+        n_best = max(0, self.max_points // 2 - len(chosen))
+        chosen += ranked[:n_best]
+        chosen += rng.choice(ranked[n_best:], size=self.max_points - len(chosen), replace=False).tolist()
+        return np.sort(np.array(chosen))
+
+    # ---- sampling and coordinates ----------------------------------------------------------------------------
+
+    def _sample_around(self, origins: np.ndarray, n: int) -> np.ndarray:
+        """`n` points of the unit cube, normal around uniformly chosen origins (rejecting those outside)."""
+        out: list[np.ndarray] = []
+        got = 0
+        for _ in range(20):
+            o = origins[self._rng.integers(len(origins), size=2 * n)]
+            x = o + self._rng.normal(0.0, self.radius, size=o.shape)
+            x = x[np.all((x >= 0.0) & (x <= 1.0), axis=1)]
+            out.append(x)
+            got += len(x)
+            if got >= n:
+                break
+        x = np.concatenate(out)[:n]
+        if len(x) < n:  # origins pressed into a corner: fill with clipped samples
+            o = origins[self._rng.integers(len(origins), size=n - len(x))]
+            x = np.vstack([x, np.clip(o + self._rng.normal(0.0, self.radius, size=o.shape), 0.0, 1.0)])
+        return x
+
+    def _log_density(self, x: np.ndarray, origins: np.ndarray) -> np.ndarray:
+        sq = ((x[:, None, :] - origins[None, :, :]) ** 2).sum(-1)
+        return -0.5 * sq.min(axis=1) / self.radius**2
+
+    def _center(self) -> np.ndarray:
+        return np.array([d.unit_center for d in self.dimensions])
+
+    def _config(self, unit: np.ndarray) -> dict[str, float | int]:
+        return {d.name: d.python_value(float(d.from_unit(u))) for d, u in zip(self.dimensions, unit, strict=True)}
+
+    def _unit(self, config: Mapping[str, Any]) -> np.ndarray:
+        return np.array([float(d.to_unit(config[d.name])) for d in self.dimensions])
+
+    def _count(self, status: str) -> int:
+        return sum(o.status == status for o in self._observations)
+
+    def _drop_pending(self, key: str | None, unit: np.ndarray) -> None:
+        if key is not None and str(key) in self._pending:
+            del self._pending[str(key)]
+            return
+        for k, v in self._pending.items():
+            if np.allclose(v, unit, rtol=0.0, atol=1e-9):
+                del self._pending[k]
+                return
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Ray Tune
+
+
+class CostAwareSearcher(Searcher):
+    """`CostAwareSearch` as a Ray Tune searcher.
+
+    Each finished trial is observed with `metric` and `cost` (e.g. "m.loss" and "cost" or "flops") from
+    its last result, or the latest result that had them. Errored trials, and trials whose metric is NaN or
+    infinite, train the failure model.
+
+    With a scheduler that stops trials early (ASHA, Hyperband), Tune hands the searcher the last result
+    of a stopped trial exactly as it does for one that ran to the end, so the two cannot be told apart by
+    Tune alone. Pass `complete_key`: the name of a result entry that is true only in a trial's final,
+    completed report (sweeper's trainable sends `FINAL_KEY`, "sweeper.final", when the workload returns).
+    A trial whose last result lacks it is observed as pruned: its metric counts, as the pessimistic value
+    the scheduler judged it on, but its cost and its place on the front do not. Without `complete_key`,
+    every trial is taken at face value: what it reached for what it spent.
+
+    After `max_trials` suggestions in this run the searcher returns `Searcher.FINISHED`.
+
+    State: `save`/`restore` write and read JSON, and Tune calls them to checkpoint the searcher with its
+    experiment (a Tune restore continues the same run: trials in flight stay pending). With `state_path`,
+    `sync()` also writes the state there (atomically, fsynced, only when it changed), and a searcher built
+    with `resume=True` starts from that file as a new run: observations kept, trials that were in flight
+    in the previous process forgotten (they never report to this one), and `max_trials` counted afresh.
+    """
+
+    def __init__(
+        self,
+        dimensions: Sequence[Dimension],
+        *,
+        metric: str = "m.loss",
+        cost: str = "cost",
+        mode: Mode = "min",
+        max_trials: int | None = None,
+        complete_key: str | None = None,
+        seed: int = 0,
+        state_path: str | Path | None = None,
+        resume: bool = False,
+        **options: Any,
+    ):
+        super().__init__(metric=metric, mode=mode)
+        accepted = set(inspect.signature(CostAwareSearch).parameters) - {"dimensions", "mode", "seed"}
+        unknown = sorted(set(options) - accepted)
+        if unknown:
+            raise UserError(f"search.options: cost_aware has no option(s) {unknown}; it takes {sorted(accepted)}")
+        self.search = CostAwareSearch(dimensions, mode=mode, seed=seed, **options)
+        self.cost_key = cost
+        self.complete_key = complete_key
+        self.max_trials = max_trials
+        self._live: dict[str, dict[str, Any]] = {}
+        self._latest: dict[str, dict[str, float]] = {}  # trial -> last reported metric and cost
+        self._suggested = 0  # in this run
+        self.state_path = Path(state_path) if state_path is not None else None
+        self._dirty = False
+        if resume and self.state_path is not None and self.state_path.exists():
+            self.restore(str(self.state_path))
+            for trial_id in self._live:
+                self.search.forget(trial_id)
+            self._live, self._latest, self._suggested = {}, {}, 0
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        # The search space is fixed at construction; constants in Tune's param_space are merged by Tune.
+        return False
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self.max_trials is not None and self._suggested >= self.max_trials:
+            return Searcher.FINISHED
+        config = self.search.suggest(key=trial_id)
+        self._live[trial_id] = config
+        self._suggested += 1
+        self._dirty = True
+        return dict(config)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        # Metrics may come only in some reports (e.g. at evaluation steps): keep the latest of each, so a
+        # trial stopped right after a report without them is still observed with its last values.
+        latest = self._latest.setdefault(trial_id, {})
+        for key in (self.metric, self.cost_key):
+            if result.get(key) is not None:
+                latest[key] = result[key]
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        config = self._live.pop(trial_id, None)
+        latest = {**self._latest.pop(trial_id, {}), **{k: v for k, v in (result or {}).items() if v is not None}}
+        if config is None:
+            return
+        self._dirty = True
+        metric, cost = latest.get(self.metric), latest.get(self.cost_key)
+        if error:
+            self.search.observe(config, None, cost, failed=True, key=trial_id)
+            return
+        if result is None:  # removed before it ever ran
+            self.search.forget(trial_id)
+            return
+        pruned = self.complete_key is not None and not result.get(self.complete_key)
+        if pruned and metric is None:  # stopped before it reported the metric: nothing learned
+            self.search.forget(trial_id)
+            return
+        if metric is not None and cost is None:
+            raise UserError(f"search: cost: trial results have no {self.cost_key!r}; got {sorted(result)}")
+        self.search.observe(config, metric, cost, pruned=pruned, key=trial_id)
+
+    def save(self, checkpoint_path: str) -> None:
+        _write_atomically(Path(checkpoint_path), json.dumps(self._state()))
+
+    def restore(self, checkpoint_path: str) -> None:
+        state = json.loads(Path(checkpoint_path).read_text())
+        self.search.load_state_dict(state["search"])
+        self._live = {str(k): dict(v) for k, v in state["live"].items()}
+        self._latest = {str(k): dict(v) for k, v in state["latest"].items()}
+        self._suggested = int(state["suggested"])
+
+    def sync(self) -> None:
+        """Make the state durable at `state_path` if it changed (the engine calls this with each Parquet sync)."""
+        if self.state_path is not None and self._dirty:
+            _write_atomically(self.state_path, json.dumps(self._state()), fsync=True)
+            self._dirty = False
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "search": self.search.state_dict(),
+            "live": self._live,
+            "latest": self._latest,
+            "suggested": self._suggested,
+        }
+
+
+def _write_atomically(path: Path, text: str, *, fsync: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.replace(tmp, path)
