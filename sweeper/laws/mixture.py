@@ -228,11 +228,16 @@ class MixturePick:
 
 def search_simplex(fit: MixtureFit, prior: Mapping[str, float] | Sequence[float] | None = None, *,
                    n_samples: int = 100_000, top_k: int = 128, mode: Mode = "min", seed: int = 0,
-                   options: DirichletOptions | None = None) -> MixturePick:
+                   options: DirichletOptions | None = None, plausible_within: float | None = 3.0) -> MixturePick:
     """Score ``n_samples`` mixtures drawn around ``prior`` with ``fit`` and average the ``top_k`` best.
 
     ``prior`` defaults to the mean of the fitted mixtures (for proxies drawn around a prior, an estimate
     of it). ``options`` is a `sweeper.search.dirichlet.DirichletOptions` (default: its defaults).
+
+    With ``plausible_within`` (k), a draw whose prediction is better than the best measured target by more
+    than k typical (median absolute, cross-validated) errors of the model does not compete: that is
+    extrapolation (a log-quadratic can predict losses far below any measured one in a corner of the
+    simplex no proxy visited), not evidence.
     """
     from sweeper.search.dirichlet import normalize_prior, sample_mixtures
 
@@ -243,13 +248,19 @@ def search_simplex(fit: MixtureFit, prior: Mapping[str, float] | Sequence[float]
     centre = fit.weights.mean(axis=0) if prior is None else normalize_prior(prior, fit.domains)
     samples = sample_mixtures(centre, n_samples, seed=seed, options=options)
     scores = fit.predict(samples)
+    if plausible_within is not None:
+        typical_error = float(np.median(np.abs(fit.cv_predictions[fit.model] - fit.target)))
+        margin = plausible_within * typical_error
+        ok = scores >= fit.target.min() - margin if mode == "min" else scores <= fit.target.max() + margin
+        if ok.sum() >= top_k:
+            samples, scores = samples[ok], scores[ok]
     order = np.argsort(scores if mode == "min" else -scores, kind="stable")[:top_k]
     top = samples[order]
     pick = top.mean(axis=0)
     pick /= pick.sum()
     mixture = dict(zip(fit.domains, pick.tolist(), strict=True))
     return MixturePick(mixture=mixture, predicted=float(fit.predict(pick[None, :])[0]),
-                       top_mean=float(scores[order].mean()), top_k=top_k, n_samples=n_samples, mode=mode,
+                       top_mean=float(scores[order].mean()), top_k=top_k, n_samples=len(samples), mode=mode,
                        prior=dict(zip(fit.domains, centre.tolist(), strict=True)), top=top)
 
 
