@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from sweeper.atomic import write_text_atomic
 from sweeper.errors import UserError
 
 FORMAT = "sweeper.decide/1"
@@ -698,12 +699,7 @@ class Decisions:
         }
 
     def save_json(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2))
-        tmp.replace(path)
-        return path
+        return write_text_atomic(path, json.dumps(self.to_dict(), indent=2))
 
 
 def evaluate(runs: Runs, *, predictors: Sequence[str] = PREDICTORS, checkpoints: Sequence[float] = CHECKPOINTS,

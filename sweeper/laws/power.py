@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from sweeper.atomic import write_text_atomic
 from sweeper.errors import UserError
 from sweeper.laws.data import FLOPS_PER_TOKEN_PARAM, LawData, distinct_levels, split_largest
 
@@ -416,12 +417,7 @@ class LawFit:
         return out
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2))
-        tmp.replace(path)
-        return path
+        return write_text_atomic(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "FIT.json") -> LawFit:

@@ -36,7 +36,6 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -52,6 +51,7 @@ from sklearn.gaussian_process.kernels import RBF, ConstantKernel, DotProduct, Ke
 from sklearn.preprocessing import PowerTransformer
 from threadpoolctl import threadpool_limits
 
+from sweeper.atomic import write_text_atomic
 from sweeper.errors import UserError
 from sweeper.search.pareto import Mode, pareto_front
 
@@ -690,7 +690,7 @@ class CostAwareSearcher(Searcher):
         self.search.observe(config, metric, cost, pruned=pruned, key=trial_id)
 
     def save(self, checkpoint_path: str) -> None:
-        _write_atomically(Path(checkpoint_path), json.dumps(self._state()))
+        write_text_atomic(Path(checkpoint_path), json.dumps(self._state()))
 
     def restore(self, checkpoint_path: str) -> None:
         state = json.loads(Path(checkpoint_path).read_text())
@@ -702,7 +702,7 @@ class CostAwareSearcher(Searcher):
     def sync(self) -> None:
         """Make the state durable at `state_path` if it changed (the engine calls this with each Parquet sync)."""
         if self.state_path is not None and self._dirty:
-            _write_atomically(self.state_path, json.dumps(self._state()), fsync=True)
+            write_text_atomic(self.state_path, json.dumps(self._state()), fsync=True)
             self._dirty = False
 
     def _state(self) -> dict[str, Any]:
@@ -713,13 +713,3 @@ class CostAwareSearcher(Searcher):
             "suggested": self._suggested,
         }
 
-
-def _write_atomically(path: Path, text: str, *, fsync: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        if fsync:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 from ray.tune.search import Searcher
 
+from sweeper.atomic import write_text_atomic
 from sweeper.errors import UserError
 
 STATE_VERSION = 1
@@ -308,10 +308,7 @@ class DirichletSearcher(Searcher):
         return len(stale)
 
     def save(self, checkpoint_path: str) -> None:
-        path = Path(checkpoint_path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.state_dict()))
-        os.replace(tmp, path)
+        write_text_atomic(checkpoint_path, json.dumps(self.state_dict()))
 
     def restore(self, checkpoint_path: str) -> None:
         self.load_state_dict(json.loads(Path(checkpoint_path).read_text()))

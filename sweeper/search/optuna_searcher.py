@@ -70,15 +70,6 @@ class SyncLaterJournal(JournalFileBackend):
             self._write_lock.release()
         self._dirty = True
 
-    def requeue_unfinished(self) -> int:
-        """After a crash: fail the Optuna trials left RUNNING and enqueue their configs, so the next
-        trials rerun them. Returns how many were requeued."""
-        stale = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        for trial in stale:
-            self.study.tell(trial.number, state=TrialState.FAIL)
-            self.study.enqueue_trial(trial.params, user_attrs={"rerun_of": trial.number})
-        return len(stale)
-
     def sync(self) -> None:
         """fsync the journal if records were appended since the last sync."""
         if self._dirty:
