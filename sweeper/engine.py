@@ -160,9 +160,22 @@ def _prepare_folder(study: Study, results: Path, resume: bool, fresh: bool) -> l
     return []
 
 
+def prepare_workload(study: Study) -> None:
+    """Let the workload check the study's params and build its data once, before any trial starts: a
+    workload module may define ``prepare(config)`` (e.g. tinylm builds its token caches there and turns a
+    missing file or an empty domain into a clear error)."""
+    import importlib
+
+    module = importlib.import_module(study.workload.split(":")[0])
+    prepare = getattr(module, "prepare", None)
+    if callable(prepare):
+        prepare(dict(study.params))
+
+
 def _run_locked(study: Study, results: Path, address: str | None, stream: TextIO | None, rich: bool | None,
                 source: str, resume: bool, fresh: bool) -> Outcome:
     _prepare_folder(study, results, resume, fresh)
+    prepare_workload(study)
     out = stream or sys.stdout
     started_ray = False
     try:

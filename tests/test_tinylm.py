@@ -198,3 +198,20 @@ def test_smallest_model_trains_and_large_one_is_described():
     big = describe({"d_model": 768, "n_layers": 12, "n_heads": 12, "ctx": 1024, "tokens": 2e9})
     assert 80e6 < big["n_params"] < 100e6
     assert big["flops_per_token"] > 6 * big["n_params_nonembed"]
+
+
+def test_a_bad_domain_is_refused_before_any_trial_starts(tmp_path, capsys):
+    """Through `sweeper run`: the workload's prepare() runs before Ray starts."""
+    import yaml
+
+    from sweeper.cli import main
+
+    study = {"name": "badtl", "workload": "workloads.tinylm:train",
+             "params": {"domains": ["code", {"name": "mine", "path": str(tmp_path / "missing" / "*.txt")}]},
+             "space": {"lr": {"type": "log", "low": 1e-4, "high": 1e-2}}, "budget": {"trials": 1}}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    assert main(["run", str(path), "--results", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "mine" in err and "does not exist" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "rows").exists()  # no trial ran
