@@ -95,13 +95,16 @@ def in_trial_faults(tmp: Path, env: dict) -> dict:
             **audit(results, params, 16)}
 
 
-def driver_fault(tmp: Path, env: dict, sig: int, label: str, i: int) -> dict:
-    data = study(f"driver-{label}-{i}", 10)
-    path = tmp / f"{label}{i}.yaml"
+def start_study(tmp: Path, data: dict, env: dict) -> tuple[subprocess.Popen, Path, Path]:
+    """Write the study and start `sweeper run` on it; returns the process, its results folder and its log."""
+    path = tmp / f"{data['name']}.yaml"
     path.write_text(yaml.safe_dump(data))
-    results = tmp / f"driver-{label}-{i}"
-    log = tmp / f"{label}{i}.log"
-    proc = run_cli(["run", str(path), "--results", str(results), "--plain"], log, env)
+    results, log = tmp / data["name"], tmp / f"{data['name']}.log"
+    return run_cli(["run", str(path), "--results", str(results), "--plain"], log, env), results, log
+
+
+def driver_fault(tmp: Path, env: dict, sig: int, label: str, i: int) -> dict:
+    proc, results, log = start_study(tmp, study(f"driver-{label}-{i}", 10), env)
     wait_for = random.randint(1, 7)
     deadline = time.time() + 120
     while time.time() < deadline and log.read_text().count(" done ") < wait_for and proc.poll() is None:
@@ -117,12 +120,7 @@ def driver_fault(tmp: Path, env: dict, sig: int, label: str, i: int) -> dict:
 
 
 def worker_fault(tmp: Path, env: dict, i: int) -> dict:
-    data = study(f"worker-{i}", 8)
-    path = tmp / f"worker{i}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    results = tmp / f"worker-{i}"
-    log = tmp / f"worker{i}.log"
-    proc = run_cli(["run", str(path), "--results", str(results), "--plain"], log, env)
+    proc, results, log = start_study(tmp, study(f"worker-{i}", 8), env)
     deadline = time.time() + 120
     while time.time() < deadline and log.read_text().count(" done ") < random.randint(1, 4):
         time.sleep(0.1)

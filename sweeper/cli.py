@@ -21,17 +21,21 @@ COMMANDS: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 
+def _add_running_options(p: argparse.ArgumentParser, set_help: str) -> None:
+    """Options shared by the commands that run trials (run, resume)."""
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=set_help)
+    p.add_argument("--address", metavar="ADDR", help="join an existing Ray cluster (e.g. auto or HOST:6379); "
+                   "default: start an embedded local Ray")
+    p.add_argument("--plain", action="store_true", help="one plain line per finished trial, even on a terminal")
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a study file with Ray Tune", description=(
         "Run a study: Ray Tune trials proposed by the study's searcher, every report written to Parquet "
         "under results/<name>/ (or --results DIR), a live view while it runs."))
     p.add_argument("study", help="the study file (YAML)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a study key, e.g. --set budget.trials=8 --set search.sampler=random")
+    _add_running_options(p, "override a study key, e.g. --set budget.trials=8 --set search.sampler=random")
     p.add_argument("--results", metavar="DIR", help="write the study's results to DIR (default results/<name>)")
-    p.add_argument("--address", metavar="ADDR", help="join an existing Ray cluster (e.g. auto or HOST:6379); "
-                   "default: start an embedded local Ray")
-    p.add_argument("--plain", action="store_true", help="one plain line per finished trial, even on a terminal")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue the study in its results folder: finished "
                        "trials are kept, interrupted ones rerun, the searcher's state restored")
@@ -42,10 +46,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         "Continue the study saved in DIR/study.yaml: finished trials are kept, interrupted ones rerun, every "
         "reported row kept exactly once. --set may change safe keys (budget, resources, max_failures)."))
     r.add_argument("dir", help="the study's results folder, e.g. results/quick")
-    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a safe study key, e.g. --set budget.trials=60")
-    r.add_argument("--address", metavar="ADDR", help="join an existing Ray cluster")
-    r.add_argument("--plain", action="store_true", help="one plain line per finished trial")
+    _add_running_options(r, "override a safe study key, e.g. --set budget.trials=60")
     r.set_defaults(func=_resume)
 
 
