@@ -15,7 +15,7 @@ import yaml
 from sweeper.errors import UserError
 from sweeper.progress import StudyProgress
 from sweeper.space import presets_of
-from sweeper.spec import Study
+from sweeper.spec import Study, result_key
 from sweeper.store import ResultStore
 
 STUDY_COPY = "study.yaml"
@@ -70,7 +70,6 @@ def build_scheduler(study: Study):
     """The trial scheduler the study asks for (early stopping on the first metric)."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
 
-    from sweeper.search.optuna_searcher import result_key
 
     spec = study.scheduler
     metric, mode = result_key(study.search.metrics[0]), study.search.modes[0]
@@ -206,7 +205,6 @@ def run_phase(study: Study, results: Path, out: TextIO, rich: bool | None, sourc
     from sweeper.recorder import Recorder
     from sweeper.resume import close_interrupted
     from sweeper.search import build_searcher, complete_at, default_trials
-    from sweeper.search.optuna_searcher import result_key
     from sweeper.trial import make_trainable
 
     store = ResultStore(results, study.name, phase=phase)

@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from sweeper.spec import result_key
+
 STATUSES = ("running", "done", "error", "pruned")
 
 
@@ -93,7 +95,7 @@ class StudyProgress:
     def best(self) -> TrialRecord | None:
         """The finished trial with the best value of the study's (first) metric."""
         sign = 1.0 if self.mode == "min" else -1.0
-        key = f"m.{self.metric}" if self.metric not in ("cost", "flops", "wall_s", "tokens") else self.metric
+        key = result_key(self.metric)
         scored = [
             (sign * float(t.metrics[key]), t)
             for t in self.trials.values()
@@ -105,7 +107,7 @@ class StudyProgress:
         best = self.best()
         if best is None:
             return None
-        key = f"m.{self.metric}" if self.metric not in ("cost", "flops", "wall_s", "tokens") else self.metric
+        key = result_key(self.metric)
         return float(best.metrics[key])
 
     def eta_s(self) -> float | None:

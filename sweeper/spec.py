@@ -19,6 +19,12 @@ SEARCH_ALGOS = ("optuna", "grid", "random", "dirichlet", "cost_aware")
 BUILTIN_METRICS = ("cost", "flops", "wall_s", "tokens")
 
 
+def result_key(metric: str) -> str:
+    """The column (and Tune result key) of a metric: built-in columns as they are, workload metrics as
+    ``m.<name>``."""
+    return metric if metric in BUILTIN_METRICS else f"m.{metric}"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 

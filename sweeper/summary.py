@@ -9,6 +9,7 @@ import polars as pl
 import yaml
 
 from sweeper.errors import UserError
+from sweeper.spec import result_key
 from sweeper.store import read_trials, rows_dir
 
 
@@ -30,7 +31,7 @@ def study_objective(study_dir: Path) -> tuple[str, str]:
         metric = m[0] if isinstance(m, list) else m
         md = search.get("mode", mode)
         mode = md[0] if isinstance(md, list) else md
-    column = metric if metric in ("cost", "flops", "wall_s", "tokens") else f"m.{metric}"
+    column = result_key(metric)
     return column, mode
 
 

@@ -488,6 +488,13 @@ class _Row:
     tau: list[float]
     warned: int = 0
 
+    def add(self, compute: float, score: PairScore, rho: float, tau: float) -> None:
+        """One scored subset (of seeds or checkpoints) of this predictor."""
+        self.compute.append(compute)
+        self.scores.append(score)
+        self.rho.append(rho)
+        self.tau.append(tau)
+
     def record(self, truth: _Truth) -> dict[str, Any]:
         acc = np.array([s.accuracy for s in self.scores])
         return {
@@ -542,10 +549,7 @@ def _single_scale(runs: Runs, truth: _Truth, metric: str, size: str, checkpoints
                 score, rho, tau = truth.score(means["recipe"].to_list(), _good(means[metric].to_numpy(), hib))
                 if score.pairs == 0:
                     continue
-                row.compute.append(float(used["compute"].sum()))
-                row.scores.append(score)
-                row.rho.append(rho)
-                row.tau.append(tau)
+                row.add(float(used["compute"].sum()), score, rho, tau)
             if row.scores:
                 out.append(row)
     return out
@@ -611,10 +615,7 @@ def _law_rows(runs: Runs, truth: _Truth, metric: str, predictor: str, ladder: li
             if len(recipes) < len(truth.recipes):
                 continue  # a law predictor decides only when every recipe has a law
             score, rho, tau = truth.score(recipes, np.array(predicted))
-            row.compute.append(float(used["compute"].sum()))
-            row.scores.append(score)
-            row.rho.append(rho)
-            row.tau.append(tau)
+            row.add(float(used["compute"].sum()), score, rho, tau)
         if row.scores:
             out.append(row)
         else:

@@ -11,7 +11,7 @@ from ray.tune.search import Searcher
 
 from sweeper import space as space_mod
 from sweeper.errors import StudyError
-from sweeper.spec import Study
+from sweeper.spec import Study, result_key
 
 SINGLE_OBJECTIVE_SAMPLERS = {"cmaes"}
 
@@ -134,7 +134,7 @@ def build_searcher(study: Study, results_dir: str | Path, path: str = "<study>",
 def _cost_aware(study: Study, results_dir: str | Path, path: str, remaining: int, resume: bool) -> Searcher:
     """CARBS-style search: the space's float/int parameters in log, logit or linear coordinates."""
     from sweeper.search.cost_aware import CostAwareSearcher, Dimension
-    from sweeper.search.optuna_searcher import FINAL_KEY, result_key
+    from sweeper.search.optuna_searcher import FINAL_KEY
     from sweeper.space import FloatParam
 
     dimensions = []

@@ -22,6 +22,7 @@ from ray.tune.search import Searcher
 
 from sweeper import space as space_mod
 from sweeper.space import Param
+from sweeper.spec import result_key
 
 FINAL_KEY = "sweeper.final"
 
@@ -38,11 +39,6 @@ def finished_run(result: dict[str, Any] | None, complete_at: tuple[str, float] |
         return isinstance(value, (int, float)) and value >= complete_at[1]
     return False
 STORAGE_FILE = "optuna.journal"
-
-
-def result_key(metric: str) -> str:
-    """The key of a metric in a Tune result: built-in columns as they are, workload metrics as ``m.<name>``."""
-    return metric if metric in ("cost", "flops", "wall_s", "tokens") else f"m.{metric}"
 
 
 class SyncLaterJournal(JournalFileBackend):
