@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,4 +37,4 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
         table.add_column(key, justify="right")
     for row in rows:
         table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()))
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 240).print(table)  # whole columns in logs
