@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweeper.spec import result_key
+from sweeper.spec import BUILTIN_METRICS, result_key
 
 STATUSES = ("running", "done", "error", "pruned")
 
@@ -34,6 +34,13 @@ class TrialRecord:
     node: str | None = None
     finished: bool = False
     started: float = field(default_factory=time.time)
+
+    def value(self, key: str) -> Any:
+        """A result column's latest value: a built-in column (``cost``, ``flops``, ``wall_s``, ``tokens``)
+        or a workload metric (``m.<name>``); None when the trial has not reported it."""
+        if key in BUILTIN_METRICS:
+            return getattr(self, key)
+        return self.metrics.get(key)
 
 
 @dataclass
@@ -97,9 +104,9 @@ class StudyProgress:
         sign = 1.0 if self.mode == "min" else -1.0
         key = result_key(self.metric)
         scored = [
-            (sign * float(t.metrics[key]), t)
+            (sign * float(t.value(key)), t)
             for t in self.trials.values()
-            if t.status in ("done", "pruned") and _finite(t.metrics.get(key))
+            if t.status in ("done", "pruned") and _finite(t.value(key))
         ]
         return min(scored, key=lambda s: s[0])[1] if scored else None
 
@@ -107,8 +114,7 @@ class StudyProgress:
         best = self.best()
         if best is None:
             return None
-        key = result_key(self.metric)
-        return float(best.metrics[key])
+        return float(best.value(result_key(self.metric)))
 
     def eta_s(self) -> float | None:
         """Seconds left: by finished trials per second, or by cost spent when a cost cap ends it sooner."""

@@ -78,13 +78,11 @@ class Recorder(tune.Callback):
         record.finished = record.finished or finished_run(self._last.pop(trial.trial_id, None), self.complete_at)
         record.status = "done" if record.finished else "pruned"
         record.error = None  # an earlier attempt's failure; that attempt's rows keep their own number
-        values = {**record.metrics, "cost": record.cost, "flops": record.flops, "wall_s": record.wall_s,
-                  "tokens": record.tokens}
-        bad = [k for k in self.objectives if not _finite(values.get(k))]
+        bad = [k for k in self.objectives if not _finite(record.value(k))]
         if record.finished and bad:
             record.status = "error"
             record.error = "non-finite or missing objective: " + ", ".join(
-                f"{k[2:] if k.startswith('m.') else k}={values.get(k)}" for k in bad)
+                f"{k[2:] if k.startswith('m.') else k}={record.value(k)}" for k in bad)
         record.attempt = trial.num_failures
         self._summary(trial, record)
 

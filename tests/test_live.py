@@ -41,6 +41,18 @@ def test_render_shows_counts_best_eta_and_cost():
     assert fmt_duration(90) == "1:30"
 
 
+def test_best_so_far_on_a_builtin_column():
+    """A study whose first metric is a built-in column (``cost`` first in a multi-objective study) still has a
+    best so far: the column comes from the trial's own fields, not from the workload's metrics."""
+    progress = _progress()
+    progress.metric = "cost"
+    progress.trials["e"].cost = 5e15
+    assert progress.best().trial_id == "e" and progress.best_value() == 5e15
+    console = Console(record=True, width=140, file=io.StringIO())
+    console.print(render(progress))
+    assert "best cost = 5e+15" in console.export_text()
+
+
 def test_plain_line_per_finished_trial():
     progress = _progress()
     line = plain_line(progress, progress.trials["c"])
