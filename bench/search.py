@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -163,7 +163,7 @@ def cost_to_hypervolume(costs: np.ndarray, metrics: np.ndarray, reference: tuple
 def _one_run(problem_name: str, budget: float, method: str, seed: int
              ) -> tuple[str, int, np.ndarray, np.ndarray, float]:
     problem, evaluate = PROBLEMS[problem_name]
-    problem = Problem(**{**problem.__dict__, "budget": budget})
+    problem = replace(problem, budget=budget)
     t0 = time.perf_counter()
     costs, metrics = METHODS[method](problem, evaluate, seed)
     return method, seed, costs, metrics, time.perf_counter() - t0
@@ -225,7 +225,7 @@ def main() -> None:
     for name in names:
         problem = PROBLEMS[name][0]
         if args.budget:
-            problem = Problem(**{**problem.__dict__, "budget": args.budget})
+            problem = replace(problem, budget=args.budget)
         results[name] = compare(problem, args.seeds, args.jobs)
     path = write_results(f"search-{args.problem}" if args.problem != "synthetic" else "search",
                          {"targets": {"x_random": 0.5, "x_tpe": 0.75}, "problems": results})
