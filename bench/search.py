@@ -184,8 +184,9 @@ def compare(problem: Problem, seeds: int, jobs: int) -> dict:
             runs[method].append((costs, metrics))
             seconds[method] += took
     ref = problem.reference
-    best = {level: min(m[c <= level].min() for rs in runs.values() for c, m in rs if (c <= level).any())
-            for level in problem.levels}
+    cheap = {level: [m[c <= level].min() for rs in runs.values() for c, m in rs if (c <= level).any()]
+             for level in problem.levels}
+    best = {level: min(found) for level, found in cheap.items() if found}  # levels no trial reached drop out
     random_hv = float(np.median([hypervolume(c, m, ref) for c, m in runs["random"]]))
     rows = []
     for name, rs in runs.items():
@@ -196,7 +197,7 @@ def compare(problem: Problem, seeds: int, jobs: int) -> dict:
                "best_metric": float(np.mean([m.min() for _, m in rs])),
                "cost_to_random_hv": median_cost([cost_to_hypervolume(c, m, ref, random_hv) for c, m in rs]),
                "run_s": seconds[name]}
-        for level in problem.levels:
+        for level in best:
             reach = [cost_to_reach(c, m, level, 1.01 * best[level]) for c, m in rs]
             row[f"1%@{level:.0e}: reached"] = f"{int(np.isfinite(reach).sum())}/{len(reach)}"
             row[f"1%@{level:.0e}: cost"] = median_cost(reach)
