@@ -165,3 +165,23 @@ def test_regmix_paper_heldout_rank_correlation_out_of_the_box(tmp_path, capsys):
     assert f"Spearman rho {rho:.4f}" in capsys.readouterr().out
     best = yaml.safe_load((tmp_path / "best_mixture.yaml").read_text())["mix"]
     assert len(best) == 17 and max(best, key=best.get) == "pile_cc"
+
+
+def test_note_when_the_averaged_pick_is_predicted_worse_than_a_baseline(tmp_path, capsys):
+    """Two good corners far apart: the best draws split between them and their mean lands in between, which
+    the model itself predicts worse than the best measured mixture; the command says so instead of staying
+    silent. On a smooth single-optimum law (the test above) the note does not appear."""
+    w = sample_mixtures([1 / 3, 1 / 3, 1 / 3], 80, seed=2)
+    corners = np.stack([((w - np.eye(3)[k]) ** 2).sum(axis=1) for k in (0, 2)])
+    pl.DataFrame({**{f"w_{d}": w[:, j] for j, d in enumerate(DOMAINS)},
+                  "y": 2.0 + corners.min(axis=0)}).write_csv(tmp_path / "t.csv")
+    assert cli("--from", tmp_path / "t.csv", "--weights", "w_*", "--target", "y", "--models", "lightgbm",
+               "--samples", 3000, "-o", tmp_path / "out") == 0
+    printed = capsys.readouterr().out
+    assert "better than the averaged pick itself" in printed and "best fitted mixture" in printed.split("note:")[1]
+
+    w = sample_mixtures([0.5, 0.3, 0.2], 60, seed=1)
+    pl.DataFrame({**{f"w_{d}": w[:, j] for j, d in enumerate(DOMAINS)}, "y": loss(w)}).write_csv(tmp_path / "s.csv")
+    assert cli("--from", tmp_path / "s.csv", "--weights", "w_*", "--target", "y", "--samples", 3000,
+               "-o", tmp_path / "out2") == 0
+    assert "note:" not in capsys.readouterr().out

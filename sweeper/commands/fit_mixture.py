@@ -202,6 +202,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"    vs {name}: predicted {value:.4f}")
     top = sorted(pick.mixture.items(), key=lambda kv: -kv[1])
     print("    " + ", ".join(f"{d} {w:.3f}" for d, w in top[:8]) + (", ..." if len(top) > 8 else ""))
+    beaten = [name for name, value in predicted_baselines.items() if name != "RegMix pick"
+              and (value < pick.predicted if args.mode == "min" else value > pick.predicted)]
+    if beaten:
+        print(f"  note: the model predicts {', '.join(beaten)} better than the averaged pick itself: the top "
+              f"{pick.top_k} draws lie apart on the simplex and their mean falls between them (try a smaller "
+              f"--top-k, and trust only a measured comparison: regmix.validate trains each at a larger scale)")
     print("  wrote " + ", ".join(str(p) for p in written))
     return 0
 
