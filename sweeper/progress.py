@@ -5,12 +5,11 @@ Plain Python, no Ray: the recorder callback updates it, the live view and the bu
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweeper.spec import BUILTIN_METRICS, result_key
+from sweeper.spec import BUILTIN_METRICS, is_finite_number, result_key
 
 STATUSES = ("running", "done", "error", "pruned")
 
@@ -106,7 +105,7 @@ class StudyProgress:
         scored = [
             (sign * float(t.value(key)), t)
             for t in self.trials.values()
-            if t.status in ("done", "pruned") and _finite(t.value(key))
+            if t.status in ("done", "pruned") and is_finite_number(t.value(key))
         ]
         return min(scored, key=lambda s: s[0])[1] if scored else None
 
@@ -129,6 +128,3 @@ class StudyProgress:
             estimates.append(max(0.0, self.elapsed / self.cost_spent * (self.max_cost - self.cost_spent)))
         return min(estimates) if estimates else None
 
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
 import time
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from ray import cloudpickle, tune
 from sweeper.progress import StudyProgress, TrialRecord
 from sweeper.search.optuna_searcher import FINAL_KEY, finished_run
 from sweeper.space import expand_presets, flatten
+from sweeper.spec import is_finite_number
 from sweeper.store import ResultStore
 
 _COPIED = ("step", "tokens", "flops", "wall_s", "cost", "report_index")
@@ -78,7 +78,7 @@ class Recorder(tune.Callback):
         record.finished = record.finished or finished_run(self._last.pop(trial.trial_id, None), self.complete_at)
         record.status = "done" if record.finished else "pruned"
         record.error = None  # an earlier attempt's failure; that attempt's rows keep their own number
-        bad = [k for k in self.objectives if not _finite(record.value(k))]
+        bad = [k for k in self.objectives if not is_finite_number(record.value(k))]
         if record.finished and bad:
             record.status = "error"
             record.error = "non-finite or missing objective: " + ", ".join(
@@ -165,6 +165,3 @@ def _error_text(trial: Any) -> str:
             return lines[-1][:2000]
     return "error (no message)"
 
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

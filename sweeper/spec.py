@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,6 +24,11 @@ def result_key(metric: str) -> str:
     """The column (and Tune result key) of a metric: built-in columns as they are, workload metrics as
     ``m.<name>``."""
     return metric if metric in BUILTIN_METRICS else f"m.{metric}"
+
+
+def is_finite_number(value: Any) -> bool:
+    """Whether a reported result value can serve as an objective: a real, finite number (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class _Strict(BaseModel):

@@ -8,7 +8,6 @@ to Optuna as PRUNED (after their intermediate values were reported), failed ones
 from __future__ import annotations
 
 import json
-import math
 import os
 import warnings
 from pathlib import Path
@@ -22,7 +21,7 @@ from ray.tune.search import Searcher
 
 from sweeper import space as space_mod
 from sweeper.space import Param
-from sweeper.spec import result_key
+from sweeper.spec import is_finite_number, result_key
 
 FINAL_KEY = "sweeper.final"
 
@@ -131,7 +130,7 @@ class OptunaSearcher(Searcher):
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         trial = self._live.get(trial_id)
         value = result.get(self._keys[0])
-        if trial is None or self._multi or not _finite(value):
+        if trial is None or self._multi or not is_finite_number(value):
             return
         step = int(result.get("step", result.get("training_iteration", 0)))
         told = self._steps_told.setdefault(trial_id, set())
@@ -148,7 +147,7 @@ class OptunaSearcher(Searcher):
             self.study.tell(trial, state=TrialState.FAIL)
             return
         values = [result.get(k) for k in self._keys]
-        if not all(_finite(v) for v in values):
+        if not all(is_finite_number(v) for v in values):
             self.study.tell(trial, state=TrialState.FAIL)
         elif finished_run(result, self._complete_at):
             self.study.tell(trial, [float(v) for v in values])
@@ -181,6 +180,3 @@ class OptunaSearcher(Searcher):
             k: optuna.Trial(self.study, by_number[n]) for k, n in state["live"].items() if n in by_number
         }
 
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
