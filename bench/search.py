@@ -35,8 +35,6 @@ from bench.common import print_table, write_results  # noqa: E402
 from sweeper.search.cost_aware import CostAwareSearch, Dimension  # noqa: E402
 from sweeper.search.pareto import hypervolume  # noqa: E402
 
-Evaluate = Callable[[dict], "tuple[float | None, float]"]  # config -> (metric or None when it failed, cost)
-
 
 @dataclass(frozen=True)
 class Problem:
@@ -44,6 +42,7 @@ class Problem:
 
     name: str
     dims: tuple[Dimension, ...]
+    evaluate: Callable[[dict], tuple[float | None, float]]  # config -> (metric, None when it failed; cost)
     reference: tuple[float, float]  # (cost, metric) bounding the hypervolume
     levels: tuple[float, ...]  # cost levels for "within 1% of the best at this cost"
     budget: float  # total cost each method may spend per seed
@@ -59,7 +58,7 @@ def evaluate_synthetic(config: dict) -> tuple[float | None, float]:
 
 def evaluate_tinylm(config: dict) -> tuple[float | None, float]:
     """Train one tinylm to the end; the final mean validation loss and the counted training FLOPs."""
-    from workloads.tinylm import train
+    from workloads.tinylm import describe, train
 
     run = {"d_model": int(config["d_model"]), "n_layers": 2, "n_heads": 1, "ctx": 64, "batch_size": 16,
            "tokens": int(config["tokens"]), "lr": float(config["lr"]), "schedule": "cosine", "warmup": 0.05,
@@ -68,55 +67,47 @@ def evaluate_tinylm(config: dict) -> tuple[float | None, float]:
     try:
         final = train(run, lambda **r: reports.append(r))
     except FloatingPointError:  # diverged (found at the final evaluation): the whole run was spent
-        return None, _planned_flops(run)
+        return None, describe(run)["flops"]
     return float(final["loss.valid.target"]), float(reports[-1]["flops"])
 
 
-def _planned_flops(run: dict) -> float:
-    from workloads.tinylm.train import open_run
-
-    data, trainer = open_run(run)
-    return float(trainer.flops_per_token * data.cfg.steps * data.cfg.tokens_per_step)
-
-
 PROBLEMS = {
-    "synthetic": (Problem("synthetic",
-                          (Dimension("n_params", 1e7, 1e9, "log"), Dimension("tokens", 1e8, 1e10, "log"),
-                           Dimension("lr", 1e-4, 1e-1, "log")),
-                          reference=(6e19, 6.5), levels=(6e16, 6e17, 6e18), budget=1e20, unit="FLOPs"),
-                  evaluate_synthetic),
-    "tinylm": (Problem("tinylm",
-                       (Dimension("d_model", 16, 96, "log", integer=True),
-                        Dimension("tokens", 2e4, 5e5, "log", integer=True),
-                        Dimension("lr", 1e-4, 1e-1, "log")),
-                       reference=(1e12, 4.5), levels=(1e10, 3e10, 1e11), budget=2e12, unit="FLOPs"),
-               evaluate_tinylm),
+    "synthetic": Problem("synthetic",
+                         (Dimension("n_params", 1e7, 1e9, "log"), Dimension("tokens", 1e8, 1e10, "log"),
+                          Dimension("lr", 1e-4, 1e-1, "log")), evaluate_synthetic,
+                         reference=(6e19, 6.5), levels=(6e16, 6e17, 6e18), budget=1e20, unit="FLOPs"),
+    "tinylm": Problem("tinylm",
+                      (Dimension("d_model", 16, 96, "log", integer=True),
+                       Dimension("tokens", 2e4, 5e5, "log", integer=True),
+                       Dimension("lr", 1e-4, 1e-1, "log")), evaluate_tinylm,
+                      reference=(1e12, 4.5), levels=(1e10, 3e10, 1e11), budget=2e12, unit="FLOPs"),
 }
 
 
-def run_cost_aware(problem: Problem, evaluate: Evaluate, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def run_cost_aware(problem: Problem, seed: int) -> tuple[np.ndarray, np.ndarray]:
     search = CostAwareSearch(problem.dims, seed=seed)
     costs, metrics = [], []
     while sum(costs) < problem.budget:
         config = search.suggest()
-        metric, cost = evaluate(config)
+        metric, cost = problem.evaluate(config)
         search.observe(config, metric, cost, failed=metric is None)
         costs.append(cost)
         metrics.append(math.inf if metric is None else metric)
     return np.array(costs), np.array(metrics)
 
 
-def run_random(problem: Problem, evaluate: Evaluate, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def run_random(problem: Problem, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     costs, metrics = [], []
     while sum(costs) < problem.budget:
-        metric, cost = evaluate({d.name: d.python_value(float(d.from_unit(rng.uniform()))) for d in problem.dims})
+        config = {d.name: d.python_value(float(d.from_unit(rng.uniform()))) for d in problem.dims}
+        metric, cost = problem.evaluate(config)
         costs.append(cost)
         metrics.append(math.inf if metric is None else metric)
     return np.array(costs), np.array(metrics)
 
 
-def run_optuna(problem: Problem, evaluate: Evaluate, seed: int, multi: bool) -> tuple[np.ndarray, np.ndarray]:
+def run_optuna(problem: Problem, seed: int, multi: bool) -> tuple[np.ndarray, np.ndarray]:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -127,7 +118,7 @@ def run_optuna(problem: Problem, evaluate: Evaluate, seed: int, multi: bool) -> 
         trial = study.ask()
         config = {d.name: trial.suggest_int(d.name, math.ceil(d.low), math.floor(d.high), log=True) if d.integer
                   else trial.suggest_float(d.name, d.low, d.high, log=True) for d in problem.dims}
-        metric, cost = evaluate(config)
+        metric, cost = problem.evaluate(config)
         if metric is None:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
@@ -162,10 +153,9 @@ def cost_to_hypervolume(costs: np.ndarray, metrics: np.ndarray, reference: tuple
 
 def _one_run(problem_name: str, budget: float, method: str, seed: int
              ) -> tuple[str, int, np.ndarray, np.ndarray, float]:
-    problem, evaluate = PROBLEMS[problem_name]
-    problem = replace(problem, budget=budget)
+    problem = replace(PROBLEMS[problem_name], budget=budget)
     t0 = time.perf_counter()
-    costs, metrics = METHODS[method](problem, evaluate, seed)
+    costs, metrics = METHODS[method](problem, seed)
     return method, seed, costs, metrics, time.perf_counter() - t0
 
 
@@ -224,7 +214,7 @@ def main() -> None:
     names = list(PROBLEMS) if args.problem == "both" else [args.problem]
     results = {}
     for name in names:
-        problem = PROBLEMS[name][0]
+        problem = PROBLEMS[name]
         if args.budget:
             problem = replace(problem, budget=args.budget)
         results[name] = compare(problem, args.seeds, args.jobs)
