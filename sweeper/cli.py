@@ -39,7 +39,10 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue the study in its results folder: finished "
                        "trials are kept, interrupted ones rerun, the searcher's state restored")
-    again.add_argument("--fresh", action="store_true", help="delete the results folder's earlier results first")
+    again.add_argument("--fresh", action="store_true", help="start over: delete sweeper's own files in the results "
+                       "folder (rows, journals, analyses; nothing else), refused if they are another study's")
+    p.add_argument("--force", action="store_true", help="with --fresh: start over even in a folder that holds "
+                   "another study's results")
     p.set_defaults(func=_run)
 
     r = sub.add_parser("resume", help="continue an interrupted study from its results folder", description=(
@@ -53,7 +56,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 def _resume(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sweeper.engine import STUDY_COPY, run_study
+    from sweeper.engine import run_study
+    from sweeper.folder import STUDY_COPY
     from sweeper.spec import load_study
 
     copy = Path(args.dir) / STUDY_COPY
@@ -69,9 +73,11 @@ def _run(args: argparse.Namespace) -> int:
     from sweeper.engine import run_study
     from sweeper.spec import load_study
 
+    if args.force and not args.fresh:
+        raise UserError("--force: only goes with --fresh")
     study = load_study(args.study, args.overrides)
     outcome = run_study(study, args.results, address=args.address, rich=False if args.plain else None,
-                        source=args.study, resume=args.resume, fresh=args.fresh)
+                        source=args.study, resume=args.resume, fresh=args.fresh, force=args.force)
     return _print_outcome(study.name, outcome)
 
 
@@ -181,9 +187,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"sweeper: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("sweeper: interrupted; rows reported so far are in the results folder", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    """Exit 130 (143 for SIGTERM) and say how to carry on."""
+    from sweeper.interrupt import Interrupted
+
+    code, where = 130, None
+    if isinstance(exc, Interrupted):
+        code, where = exc.exit_code, exc.results_dir
+    hint = f"; continue with: sweeper resume {where}" if where is not None else ""
+    print(f"sweeper: interrupted; every row reported so far is in the results folder{hint}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,13 +11,14 @@ from typing import TextIO
 
 import yaml
 
+from sweeper.atomic import write_text_atomic
 from sweeper.errors import UserError
+from sweeper.folder import STUDY_COPY, check_results_path
+from sweeper.interrupt import StopSignals
 from sweeper.progress import StudyProgress
 from sweeper.space import presets_of
 from sweeper.spec import Study, result_key
 from sweeper.store import ResultStore
-
-STUDY_COPY = "study.yaml"
 
 
 @dataclass
@@ -123,40 +123,55 @@ def run_study(
     source: str = "<study>",
     resume: bool = False,
     fresh: bool = False,
+    force: bool = False,
 ) -> Outcome:
     """Run a study with Ray Tune; every report lands in Parquet under ``results_dir``.
 
     A folder that already holds results is refused unless ``resume`` (continue: finished trials are
-    kept, interrupted ones rerun, the searcher's state restored) or ``fresh`` (start over).
+    kept, interrupted ones rerun, the searcher's state restored) or ``fresh`` (start over: sweeper's own
+    files are deleted, and a folder of another study's results only with ``force``). SIGINT and SIGTERM
+    stop the run at a safe point and raise ``Interrupted``; the embedded Ray is shut down however the run
+    ends.
     """
+    from sweeper.interrupt import Interrupted
     from sweeper.resume import StudyLock
 
     results = Path(results_dir) if results_dir is not None else default_results_dir(study)
-    with StudyLock(results):
-        return _run_locked(study, results, address, stream, rich, source, resume, fresh)
+    check_results_path(results)
+    try:
+        with StopSignals() as signals, StudyLock(results):
+            return _run_locked(study, results, address, stream, rich, source, resume, fresh, force, signals)
+    except Interrupted as exc:
+        exc.results_dir = results
+        raise
 
 
-def _prepare_folder(study: Study, results: Path, resume: bool, fresh: bool) -> list[str]:
-    from sweeper.resume import check_resumable, has_results
+def _prepare_folder(study: Study, results: Path, resume: bool, fresh: bool, force: bool = False) -> list[str]:
+    """Make ``results`` ready for this run: refuse a folder of earlier results unless resuming (checked
+    against the study as first run) or starting over; write the study's copy and fingerprint."""
+    from sweeper.folder import check_resumable, clear_own_files, write_fingerprint
+    from sweeper.resume import has_results
 
     data = study.model_dump(mode="json", by_alias=True)
+    notes: list[str] = []
+    continuing = has_results(results) and resume
     if has_results(results):
         if fresh:
-            for child in results.iterdir():
-                if child.name != ".lock":
-                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+            clear_own_files(results, study.name, other_study=force)
         elif resume:
-            notes = check_resumable(results, data, STUDY_COPY)
-            (results / STUDY_COPY).write_text(yaml.safe_dump(data, sort_keys=False))
-            return notes
+            notes = check_resumable(results, data)
         else:
             raise UserError(
                 f"{results}: already holds results of a study; continue it with --resume (or `sweeper resume "
                 f"{results}`), start over with --fresh, or write elsewhere with --results DIR"
             )
+    elif fresh:  # a folder with no rows may still hold an earlier run's other files
+        clear_own_files(results, study.name, other_study=force)
     results.mkdir(parents=True, exist_ok=True)
-    (results / STUDY_COPY).write_text(yaml.safe_dump(data, sort_keys=False))
-    return []
+    if not continuing:  # the fingerprint is of the study that ran the folder's trials
+        write_fingerprint(results, data)
+    write_text_atomic(results / STUDY_COPY, yaml.safe_dump(data, sort_keys=False))
+    return notes
 
 
 def prepare_workload(study: Study) -> None:
@@ -172,20 +187,25 @@ def prepare_workload(study: Study) -> None:
 
 
 def _run_locked(study: Study, results: Path, address: str | None, stream: TextIO | None, rich: bool | None,
-                source: str, resume: bool, fresh: bool) -> Outcome:
-    _prepare_folder(study, results, resume, fresh)
+                source: str, resume: bool, fresh: bool, force: bool, signals: StopSignals) -> Outcome:
+    from sweeper.guard import check_resources
+
+    _prepare_folder(study, results, resume, fresh, force)
     prepare_workload(study)
     out = stream or sys.stdout
     started_ray = False
     try:
         started_ray = start_ray(address)
-        outcome = run_phase(study, results, out, rich, source, resume, phase="search")
+        signals.reinstall()
+        check_resources(study.resources.cpu, study.resources.gpu, source)
+        outcome = run_phase(study, results, out, rich, source, resume, phase="search", signals=signals)
         if study.regmix is not None:
             from sweeper.regmix import run_regmix
 
             outcome.regmix = run_regmix(
                 study, results, out,
-                run_validation=lambda vstudy: run_phase(vstudy, results, out, rich, source, True, phase="validate"),
+                run_validation=lambda vstudy: run_phase(vstudy, results, out, rich, source, True, phase="validate",
+                                                        signals=signals),
             )
         return outcome
     finally:
@@ -196,11 +216,13 @@ def _run_locked(study: Study, results: Path, address: str | None, stream: TextIO
 
 
 def run_phase(study: Study, results: Path, out: TextIO, rich: bool | None, source: str, resume: bool,
-              phase: str = "search") -> Outcome:
+              phase: str = "search", signals: StopSignals | None = None) -> Outcome:
     """Run one phase of a study (the sweep, or a follow-up such as RegMix validation) in ``results``,
-    on a Ray that is already up; rows carry ``phase``."""
+    on a Ray that is already up; rows carry ``phase``. A signal noted by ``signals`` stops the phase at
+    the next step of the Tune loop, after every reported row is written."""
     from ray import tune
 
+    from sweeper.guard import RunGuard
     from sweeper.live import LiveView
     from sweeper.recorder import Recorder
     from sweeper.resume import close_interrupted
@@ -227,6 +249,8 @@ def run_phase(study: Study, results: Path, out: TextIO, rich: bool | None, sourc
                         objectives=[result_key(m) for m in study.search.metrics], presets=presets_of(study.space),
                         complete_at=complete_at(study))
     view = LiveView(progress, stream=out, rich=rich)
+    signals = signals or StopSignals()
+    guard = RunGuard(signals, progress, study.resources.cpu, study.resources.gpu, recorder)
 
     trainable = make_trainable(study.workload, study.params, study.seed, study.budget.cost,
                                study.budget.trial_timeout_s, presets_of(study.space))
@@ -250,13 +274,14 @@ def run_phase(study: Study, results: Path, out: TextIO, rich: bool | None, sourc
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=study.max_failures),
             stop=_cost_stopper(progress, study.budget.max_cost),
-            callbacks=[recorder, view],
+            callbacks=[recorder, view, guard],
         ),
     )
     quiet = _Quiet()
     view.start()
     try:
-        tuner.fit()
+        with signals.deferred():
+            tuner.fit()
     finally:
         view.stop()
         quiet.restore()

@@ -89,7 +89,10 @@ def render(progress: StudyProgress, rows: int = 12) -> Group:
             fmt_num(t.metrics.get(metric_key)),
             fmt_num(t.cost),
         )
-    return Group(Panel(head, title="sweeper", border_style="blue"), best_text, table)
+    parts = [Panel(head, title="sweeper", border_style="blue"), best_text]
+    if progress.warning:
+        parts.append(Text(progress.warning, style="bold red"))
+    return Group(*parts, table)
 
 
 def plain_line(progress: StudyProgress, trial: TrialRecord) -> str:
@@ -125,6 +128,7 @@ class LiveView(tune.Callback):
         self._live: Live | None = None
         self._last = 0.0
         self._printed: set[str] = set()
+        self._warned: str | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its callbacks with the experiment; streams and the Live display stay behind.
@@ -156,6 +160,10 @@ class LiveView(tune.Callback):
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         self._refresh()
+        warning = self.progress.warning
+        if not self.rich and warning and warning != self._warned:
+            print(f"[{self.progress.name}] {warning}", file=self.stream, flush=True)
+        self._warned = warning
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._finished(trial.trial_id)

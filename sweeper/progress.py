@@ -55,6 +55,7 @@ class StudyProgress:
     trials: dict[str, TrialRecord] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     finished_before: int = 0  # trials finished by earlier runs of a resumed study
+    warning: str | None = None  # a condition the user should see now (e.g. no node can fit a trial)
 
     def add_finished(self, summaries: Any) -> None:
         """Seed the progress with trials finished by earlier runs (a Polars frame of summary rows)."""

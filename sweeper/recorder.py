@@ -40,6 +40,8 @@ class Recorder(tune.Callback):
         self.flush_s = flush_s
         self._last_flush = time.monotonic()
         self._flat: dict[str, dict[str, Any]] = {}
+        self._reported: set[str] = set()  # every result key some trial has reported
+        self.fatal: str | None = None  # set when the study cannot succeed; the run guard stops it
 
     # -- Tune events -------------------------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -59,6 +61,7 @@ class Recorder(tune.Callback):
             setattr(record, key, float(result.get(key) or 0.0))
         record.step, record.tokens, record.node = result.get("step"), result.get("tokens"), result.get("node")
         record.metrics.update({k: v for k, v in result.items() if k.startswith("m.")})
+        self._reported.update(k for k in result if k.startswith("m."))
         self._last[trial.trial_id] = result
         if result.get(FINAL_KEY):
             record.finished = True
@@ -83,8 +86,18 @@ class Recorder(tune.Callback):
             record.status = "error"
             record.error = "non-finite or missing objective: " + ", ".join(
                 f"{k[2:] if k.startswith('m.') else k}={record.value(k)}" for k in bad)
+            self._check_never_reported(bad)
         record.attempt = trial.num_failures
         self._summary(trial, record)
+
+    def _check_never_reported(self, bad: list[str]) -> None:
+        """A trial ran to the end and no trial ever reported an objective: the study cannot succeed."""
+        never = [k for k in bad if k.startswith("m.") and k not in self._reported]
+        if never and self.fatal is None:
+            seen = sorted(k[2:] for k in self._reported) or ["nothing"]
+            names = ", ".join(repr(k[2:]) for k in never)
+            self.fatal = (f"search.metric: the workload never reported {names} (a finished trial reported: "
+                          f"{', '.join(seen)}); fix the metric name in the study, or the workload's report() calls")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record = self._record(trial)

@@ -1,5 +1,5 @@
-"""Continuing a study in an existing results folder: one writer at a time, refuse unsafe changes,
-and pick up where the Parquet rows say the study stands."""
+"""Continuing a study in an existing results folder: one writer at a time, and pick up where the Parquet
+rows say the study stands (the study itself is checked against its fingerprint in ``sweeper.folder``)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
 
 from sweeper.errors import UserError
+from sweeper.folder import LOCK_FILE
 from sweeper.store import ResultStore, rows_dir, scan_rows
-
-LOCK_FILE = ".lock"
-# Changes that keep every earlier trial meaningful; anything else changes what the study measures.
-SAFE_KEYS = ("budget.", "description", "max_failures", "resources.")
 
 
 class StudyLock:
@@ -58,43 +54,6 @@ class StudyLock:
 
 def has_results(results_dir: Path) -> bool:
     return rows_dir(results_dir).is_dir() and any(rows_dir(results_dir).glob("part-*.parquet"))
-
-
-def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, dict):
-        out: dict[str, Any] = {}
-        for key, value in data.items():
-            out.update(_flat(value, f"{prefix}{key}."))
-        return out if out or not prefix else {prefix[:-1]: {}}
-    return {prefix[:-1]: data}
-
-
-def study_changes(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """(unsafe, safe) differences between two resolved studies, as 'key: old -> new' lines."""
-    a, b = _flat(old), _flat(new)
-    unsafe, safe = [], []
-    for key in sorted(set(a) | set(b)):
-        if a.get(key) != b.get(key):
-            line = f"{key}: {a.get(key, '(absent)')!r} -> {b.get(key, '(absent)')!r}"
-            (safe if key.startswith(SAFE_KEYS) else unsafe).append(line)
-    return unsafe, safe
-
-
-def check_resumable(results_dir: Path, study_data: dict[str, Any], copy_name: str) -> list[str]:
-    """Refuse a resume whose study changed what it measures; returns the safe changes."""
-    copy = results_dir / copy_name
-    if not copy.exists():
-        raise UserError(f"{results_dir}: no {copy_name} here, so there is no study to resume")
-    old = yaml.safe_load(copy.read_text()) or {}
-    unsafe, safe = study_changes(old, study_data)
-    if unsafe:
-        raise UserError(
-            f"{results_dir}: the study changed since it started, so its trials would not be comparable:\n  "
-            + "\n  ".join(unsafe)
-            + "\nChange only budget, resources, max_failures or description to resume, "
-            "or start a new folder with --results DIR"
-        )
-    return safe
 
 
 @dataclass

@@ -46,6 +46,9 @@ class FloatParam(_Param):
     def distribution(self) -> optuna.distributions.BaseDistribution:
         return optuna.distributions.FloatDistribution(self.low, self.high, log=self.log)
 
+    def grid_size(self) -> int:
+        return self.points
+
     def grid(self) -> list[Any]:
         if self.points == 1:
             return [self.center if self.center is not None else (self.low + self.high) / 2]
@@ -80,13 +83,20 @@ class IntParam(_Param):
     def distribution(self) -> optuna.distributions.BaseDistribution:
         return optuna.distributions.IntDistribution(self.low, self.high, log=self.log, step=self.step)
 
+    def grid_size(self) -> int:
+        """How many grid values, counted without listing them (a range can be huge)."""
+        count = (self.high - self.low) // self.step + 1
+        return count if self.points is None else min(count, self.points)
+
     def grid(self) -> list[Any]:
-        values = list(range(self.low, self.high + 1, self.step))
-        if self.points is None or self.points >= len(values):
-            return values
+        count = (self.high - self.low) // self.step + 1
+        if self.points is None or self.points >= count:
+            return list(range(self.low, self.high + 1, self.step))
         picks = FloatParam(type="float", low=self.low, high=self.high + 1e-9, log=self.log,
                            points=self.points).grid()
-        return sorted({min(values, key=lambda v, p=p: abs(v - p)) for p in picks})
+        # the value on the step lattice nearest to each pick
+        return sorted({self.low + self.step * min(max(round((p - self.low) / self.step), 0), count - 1)
+                       for p in picks})
 
 
 class ChoiceParam(_Param):
@@ -113,6 +123,9 @@ class ChoiceParam(_Param):
 
     def distribution(self) -> optuna.distributions.BaseDistribution:
         return optuna.distributions.CategoricalDistribution(self.values)
+
+    def grid_size(self) -> int:
+        return len(self.values)
 
     def grid(self) -> list[Any]:
         return list(self.values)
@@ -169,6 +182,14 @@ def ask(trial: optuna.Trial, space: dict[str, Param]) -> dict[str, Any]:
         else:
             config[name] = trial.suggest_float(name, param.low, param.high, log=param.log)
     return config
+
+
+MAX_GRID_CONFIGS = 100_000
+
+
+def grid_size(space: dict[str, Param]) -> int:
+    """How many configs a grid over ``space`` has (the product of each parameter's grid size)."""
+    return math.prod(p.grid_size() for p in space.values() if not isinstance(p, SimplexParam))
 
 
 def grid(space: dict[str, Param]) -> dict[str, list[Any]]:

@@ -13,7 +13,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sweeper.errors import StudyError
-from sweeper.space import ChoiceParam, FloatParam, IntParam, Param, SimplexParam, presets_of
+from sweeper.space import (
+    MAX_GRID_CONFIGS,
+    ChoiceParam,
+    FloatParam,
+    IntParam,
+    Param,
+    SimplexParam,
+    grid_size,
+    presets_of,
+)
 
 OPTUNA_SAMPLERS = ("tpe", "gp", "cmaes", "random", "qmc", "nsga2")
 SEARCH_ALGOS = ("optuna", "grid", "random", "dirichlet", "cost_aware")
@@ -105,10 +114,16 @@ class BudgetSpec(_Strict):
 
 
 class ResourcesSpec(_Strict):
-    """Resources per trial (fractions allowed)."""
+    """Resources per trial (fractions allowed; at least one of them positive)."""
 
-    cpu: float = Field(1.0, ge=0)
-    gpu: float = Field(0.0, ge=0)
+    cpu: float = Field(1.0, ge=0, le=1e6)
+    gpu: float = Field(0.0, ge=0, le=1e6)
+
+    @model_validator(mode="after")
+    def _some(self) -> ResourcesSpec:
+        if self.cpu == 0 and self.gpu == 0:
+            raise ValueError("expected cpu > 0 or gpu > 0: a trial must ask for some CPU or GPU")
+        return self
 
 
 class ValidateSpec(_Strict):
@@ -309,6 +324,12 @@ def load_study(path: str | Path, overrides: Sequence[str] = ()) -> Study:
 def _check_space(study: Study, path: str) -> None:
     if not study.space:
         raise StudyError(path, "space", "expected at least one parameter to search (the space is empty)")
+    if study.search.algo == "grid":
+        size = grid_size(study.space)
+        if size > MAX_GRID_CONFIGS:
+            shape = " x ".join(f"{name} {p.grid_size()}" for name, p in study.space.items())
+            raise StudyError(path, "space", f"search.algo grid: {size:,} configs ({shape}), more than "
+                             f"{MAX_GRID_CONFIGS:,}; use fewer points, or search with optuna or random")
     for metric in study.search.metrics:
         if metric in BUILTIN_METRICS and len(study.search.metrics) == 1:
             raise StudyError(path, "search.metric", f"{metric!r} alone is a cost, not a metric to optimise")

@@ -87,15 +87,15 @@ def column_order(names: Iterable[str]) -> list[str]:
 
 
 def _infer_type(name: str, values: list[Any]) -> pa.DataType:
-    if name.startswith("mix."):
+    if name.startswith(("mix.", "m.")):  # weights and metrics are always numbers (a metric's type never changes)
         return pa.float64()
     present = [v for v in values if v is not None]
     if not present:
         return pa.null()
     if all(isinstance(v, bool) for v in present):
-        return pa.float64() if name.startswith("m.") else pa.bool_()
+        return pa.bool_()
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
-        if name.startswith("m.") or any(isinstance(v, float) for v in present):
+        if any(isinstance(v, float) for v in present):
             return pa.float64()
         return pa.int64()
     return pa.string()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import importlib
-import math
 import os
 import threading
 import time
@@ -53,6 +52,9 @@ def make_trainable(workload: str, params: dict[str, Any], seed: int, cost_unit: 
         watchdog = _Watchdog(timeout_s) if timeout_s else None
         try:
             final = train(full, reporter)
+        except SystemExit as exc:
+            raise RuntimeError(f"the workload called sys.exit({exc.code!r}); a workload returns its final "
+                               "metrics or raises an exception") from None
         finally:
             if watchdog is not None:
                 watchdog.cancel()
@@ -105,8 +107,7 @@ class _Reporter:
             self._last["flops"] = float(flops)
         result = self._base()
         result["report_index"] = self._index
-        for name, value in metrics.items():
-            result[f"m.{name}"] = _plain(value)
+        result.update(_metric_columns(metrics, "report"))
         self._metrics.update({k: v for k, v in result.items() if k.startswith("m.")})
         self._index += 1
         tune.report(result)
@@ -114,8 +115,7 @@ class _Reporter:
     def finish(self, final: dict[str, Any]) -> None:
         result = self._base()
         result.update(self._metrics)
-        for name, value in final.items():
-            result[f"m.{name}"] = _plain(value)
+        result.update(_metric_columns(final, "the returned metrics"))
         result[FINAL_KEY] = True
         tune.report(result)
 
@@ -136,19 +136,37 @@ def _node_name() -> str:
         return "local"
 
 
-def _plain(value: Any) -> Any:
-    """Numbers stay numbers (numpy and torch scalars included); anything else becomes text."""
+class MetricTypeError(TypeError):
+    """A workload reported a metric that is not a number."""
+
+
+def _metric_columns(metrics: dict[str, Any], where: str) -> dict[str, float | int]:
+    """``m.<name>`` columns of reported metrics: numbers (Python, numpy or torch scalars; booleans as
+    0/1) are kept, None means not measured this time and is left out, anything else fails the trial."""
+    out: dict[str, float | int] = {}
+    for name, value in metrics.items():
+        number = _number(value)
+        if number is not None:
+            out[f"m.{name}"] = number
+        elif value is not None:
+            raise MetricTypeError(f"{where}: metric {name!r} must be a number or None, got "
+                                  f"{type(value).__name__} {str(value)[:60]!r}")
+    return out
+
+
+def _number(value: Any) -> float | int | None:
+    """The plain Python number a metric value stands for, or None when it is not one."""
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, (int, float)):
         return value
     item = getattr(value, "item", None)
-    if callable(item):
+    if callable(item):  # numpy and torch scalars (an array of several values raises)
         try:
-            value = item()
-            return value if isinstance(value, (int, float)) else str(value)
+            plain = item()
         except (TypeError, ValueError, RuntimeError):
-            pass
-    if value is None:
-        return math.nan
-    return str(value)
+            return None
+        if isinstance(plain, bool):
+            return float(plain)
+        return plain if isinstance(plain, (int, float)) else None
+    return None

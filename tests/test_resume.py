@@ -16,7 +16,8 @@ import pytest
 
 from sweeper.engine import run_study
 from sweeper.errors import UserError
-from sweeper.resume import StudyLock, study_changes
+from sweeper.folder import study_changes
+from sweeper.resume import StudyLock
 from sweeper.spec import parse_study
 from sweeper.store import scan_rows
 from tests.helpers import study_data, write_study

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from pathlib import Path
@@ -11,6 +12,7 @@ from ray.tune.search import Searcher
 
 from sweeper import space as space_mod
 from sweeper.errors import StudyError
+from sweeper.search.options import check_option_types
 from sweeper.spec import Study, result_key
 
 SINGLE_OBJECTIVE_SAMPLERS = {"cmaes"}
@@ -50,6 +52,9 @@ def build_sampler(study: Study, path: str = "<study>") -> optuna.samplers.BaseSa
     if unknown:
         raise StudyError(path, "search.options",
                          f"{name} sampler has no option(s) {unknown}; it takes {sorted(accepted)}")
+    wrong = check_option_types(factory, options)
+    if wrong:
+        raise StudyError(path, "search.options", f"{name} sampler: {'; '.join(wrong)}")
     try:
         return factory(**options)
     except (TypeError, ValueError, ImportError) as exc:
@@ -96,7 +101,7 @@ def build_searcher(study: Study, results_dir: str | Path, path: str = "<study>",
     """The Ray Tune Searcher for a study; ``max_trials`` is what this run may still ask for, and with
     ``resume`` the searcher picks its state up from the results folder. Searchers keep their state in
     the results folder: Optuna's journal, or ``searcher-state.json`` written by ``sync()``."""
-    from sweeper.search.optuna_searcher import OptunaSearcher, open_journal
+    from sweeper.search.optuna_searcher import OptunaSearcher
 
     remaining = default_trials(study) if max_trials is None else max_trials
     if study.search.algo == "cost_aware":
@@ -114,16 +119,14 @@ def build_searcher(study: Study, results_dir: str | Path, path: str = "<study>",
         searcher.sync = lambda: searcher.save(str(state))
         return searcher
 
-    storage, journal = open_journal(results_dir)
     searcher = OptunaSearcher(
         space=study.space,
-        sampler=build_sampler(study, path),
+        sampler_factory=functools.partial(build_sampler, study, path),
         metrics=study.search.metrics,
         modes=study.search.modes,
-        storage=storage,
+        results_dir=results_dir,
         study_name=study_name or study.name,
         max_trials=remaining,
-        journal=journal,
         complete_at=complete_at(study),
     )
     if resume:
@@ -133,7 +136,7 @@ def build_searcher(study: Study, results_dir: str | Path, path: str = "<study>",
 
 def _cost_aware(study: Study, results_dir: str | Path, path: str, remaining: int, resume: bool) -> Searcher:
     """CARBS-style search: the space's float/int parameters in log, logit or linear coordinates."""
-    from sweeper.search.cost_aware import CostAwareSearcher, Dimension
+    from sweeper.search.cost_aware import CostAwareSearch, CostAwareSearcher, Dimension
     from sweeper.search.optuna_searcher import FINAL_KEY
     from sweeper.space import FloatParam
 
@@ -143,6 +146,9 @@ def _cost_aware(study: Study, results_dir: str | Path, path: str, remaining: int
         dimensions.append(Dimension(name=name, low=float(p.low), high=float(p.high), scale=scale,
                                     integer=not isinstance(p, FloatParam), center=p.center))
     state = Path(results_dir) / STATE_FILE
+    wrong = check_option_types(CostAwareSearch, study.search.options)
+    if wrong:
+        raise StudyError(path, "search.options", f"cost_aware: {'; '.join(wrong)}")
     try:
         searcher = CostAwareSearcher(
             dimensions, metric=result_key(study.search.metrics[0]), cost=study.search.cost,

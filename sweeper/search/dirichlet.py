@@ -33,6 +33,7 @@ from ray.tune.search import Searcher
 
 from sweeper.atomic import write_text_atomic
 from sweeper.errors import UserError
+from sweeper.search.options import check_option_types
 
 STATE_VERSION = 1
 MAX_REJECTION_ROUNDS = 1000
@@ -72,6 +73,9 @@ def make_options(values: Mapping[str, Any] | None = None, where: str = "search.o
     if unknown:
         raise UserError(f"{where}: {', '.join(unknown)}: unknown dirichlet option "
                         f"(expected {', '.join(sorted(known))})")
+    wrong = check_option_types(DirichletOptions, values)
+    if wrong:
+        raise UserError(f"{where}: dirichlet: {'; '.join(wrong)}")
     return DirichletOptions(**values)
 
 

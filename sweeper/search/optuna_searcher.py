@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,36 +85,64 @@ def open_journal(results_dir: str | Path) -> tuple[JournalStorage, SyncLaterJour
 
 
 class OptunaSearcher(Searcher):
-    """Propose configs with any Optuna sampler; tell Optuna what each trial reported."""
+    """Propose configs with any Optuna sampler; tell Optuna what each trial reported.
+
+    It pickles (Ray Tune saves its search algorithm with the experiment) without the live Optuna
+    objects, some of which hold locks: unpickled, it reopens the journal and builds its sampler again
+    with ``sampler_factory``.
+    """
 
     def __init__(
         self,
         space: dict[str, Param],
-        sampler: optuna.samplers.BaseSampler,
+        sampler_factory: Callable[[], optuna.samplers.BaseSampler],
         metrics: list[str],
         modes: list[str],
-        storage: optuna.storages.BaseStorage,
+        results_dir: str | Path,
         study_name: str,
         max_trials: int | None = None,
-        journal: SyncLaterJournal | None = None,
         complete_at: tuple[str, float] | None = None,
     ):
         super().__init__(metric=result_key(metrics[0]), mode=modes[0])
         self._space = space
-        self._journal = journal
+        self._sampler_factory = sampler_factory
+        self._results_dir = Path(results_dir)
+        self._study_name = study_name
+        self._metrics = list(metrics)
+        self._directions = ["minimize" if m == "min" else "maximize" for m in modes]
         self._complete_at = complete_at
         self._keys = [result_key(m) for m in metrics]
         self._multi = len(metrics) > 1
-        directions = ["minimize" if m == "min" else "maximize" for m in modes]
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.study = optuna.create_study(
-            study_name=study_name, storage=storage, sampler=sampler, directions=directions, load_if_exists=True
-        )
-        self.study.set_user_attr("metrics", metrics)
         self._max_trials = max_trials
         self._asked = 0
         self._live: dict[str, optuna.Trial] = {}
         self._steps_told: dict[str, set[int]] = {}
+        self._open()
+
+    def _open(self) -> None:
+        storage, self._journal = open_journal(self._results_dir)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.study = optuna.create_study(study_name=self._study_name, storage=storage,
+                                         sampler=self._sampler_factory(), directions=self._directions,
+                                         load_if_exists=True)
+        self.study.set_user_attr("metrics", self._metrics)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_live"] = {k: t.number for k, t in self._live.items()}
+        for key in ("study", "_journal"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        live = state.pop("_live")
+        self.__dict__.update(state)
+        self._open()
+        self._live = self._trials_by_number(live)
+
+    def _trials_by_number(self, numbers: dict[str, int]) -> dict[str, optuna.Trial]:
+        by_number = {t.number: t._trial_id for t in self.study.get_trials(deepcopy=False)}
+        return {k: optuna.Trial(self.study, by_number[n]) for k, n in numbers.items() if n in by_number}
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         return True  # metric and mode come from the study, not from the TuneConfig
@@ -175,8 +204,4 @@ class OptunaSearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         state = json.loads(Path(checkpoint_path).read_text())
         self._asked = int(state["asked"])
-        by_number = {t.number: t._trial_id for t in self.study.get_trials(deepcopy=False)}
-        self._live = {
-            k: optuna.Trial(self.study, by_number[n]) for k, n in state["live"].items() if n in by_number
-        }
-
+        self._live = self._trials_by_number(state["live"])
