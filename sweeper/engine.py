@@ -190,6 +190,10 @@ def _run_locked(study: Study, results: Path, address: str | None, stream: TextIO
                 source: str, resume: bool, fresh: bool, force: bool, signals: StopSignals) -> Outcome:
     from sweeper.guard import check_resources
 
+    if study.regmix is not None:
+        from sweeper.regmix import check_scale
+
+        check_scale(study, source)
     _prepare_folder(study, results, resume, fresh, force)
     prepare_workload(study)
     out = stream or sys.stdout
@@ -204,8 +208,8 @@ def _run_locked(study: Study, results: Path, address: str | None, stream: TextIO
 
             outcome.regmix = run_regmix(
                 study, results, out,
-                run_validation=lambda vstudy: run_phase(vstudy, results, out, rich, source, True, phase="validate",
-                                                        signals=signals),
+                run_phase=lambda follow_up, phase: run_phase(follow_up, results, out, rich, source, True,
+                                                             phase=phase, signals=signals),
             )
         return outcome
     finally:

@@ -130,10 +130,36 @@ class ValidateSpec(_Strict):
     """RegMix step 5: train larger models on the predicted best mixture and on baselines."""
 
     params: dict[str, Any] = Field(default_factory=dict, description="overrides of params for the larger scale")
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1,
+                             description="seeds of every candidate: a list, or a count n for seeds 0..n-1")
     baselines: list[Literal["uniform", "prior", "best_proxy"]] = Field(
         default_factory=lambda: ["uniform", "prior", "best_proxy"])
     mixtures: dict[str, dict[str, float]] = Field(default_factory=dict, description="named mixtures to compare too")
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, v: Any) -> Any:
+        if isinstance(v, bool):
+            raise ValueError(f"expected a positive count or a list of seeds, got {v!r}")
+        if isinstance(v, int):
+            if v < 1:
+                raise ValueError(f"expected a positive count of seeds, got {v}")
+            return list(range(v))
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, v: list[int]) -> list[int]:
+        if any(s < 0 for s in v) or len(set(v)) != len(v):
+            raise ValueError(f"expected distinct non-negative seeds, got {v}")
+        return v
+
+
+class ReplicatesSpec(_Strict):
+    """Proxy mixtures trained again with other seeds, to measure the noise against the mixture signal."""
+
+    mixtures: int = Field(4, ge=2, le=10_000, description="proxy mixtures to replicate")
+    seeds: int = Field(3, ge=2, le=1000, description="seeds per replicated mixture, its proxy's own included")
 
 
 class RegMixSpec(_Strict):
@@ -145,6 +171,7 @@ class RegMixSpec(_Strict):
     samples: int = Field(100_000, ge=100)
     top_k: int = Field(128, ge=1)
     models: list[str] = Field(default_factory=lambda: ["lightgbm", "linear", "logquad", "ensemble"], min_length=1)
+    replicates: ReplicatesSpec | None = None
     validate_: ValidateSpec | None = Field(None, alias="validate")
 
 

@@ -15,6 +15,7 @@ import yaml
 from sweeper.commands import fit_mixture
 from sweeper.errors import UserError
 from sweeper.laws.mixture import spearman
+from sweeper.regmix_fit import weight_columns
 from sweeper.search.dirichlet import sample_mixtures
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -140,10 +141,10 @@ def test_bad_arguments_are_user_errors(tmp_path, argv, match):
 
 def test_weight_columns_take_domain_names_from_the_glob():
     names = ["index", "train_the_pile_arxiv", "train_the_pile_github", "loss"]
-    assert fit_mixture.weight_columns(names, "train_the_pile_*", "t") == (
+    assert weight_columns(names, "train_the_pile_*", "t") == (
         ["train_the_pile_arxiv", "train_the_pile_github"], ["arxiv", "github"])
-    assert fit_mixture.weight_columns(["mix.a", "mix.b", "m.loss"], "mix.*", "t")[1] == ["a", "b"]
-    assert fit_mixture.weight_columns(["a_w", "b_w"], "*_w", "t")[1] == ["a", "b"]
+    assert weight_columns(["mix.a", "mix.b", "m.loss"], "mix.*", "t")[1] == ["a", "b"]
+    assert weight_columns(["a_w", "b_w"], "*_w", "t")[1] == ["a", "b"]
 
 
 @pytest.mark.skipif(not REGMIX.is_dir(), reason="../shared/data/regmix not available")
