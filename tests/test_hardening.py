@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -204,12 +205,15 @@ def test_a_signal_exits_nonzero_keeps_rows_and_leaves_no_ray_process(tmp_path, s
     rows = pl.read_parquet(list((results / "rows").glob("part-*.parquet")))
     assert rows.filter(pl.col("row_kind") == "report").height > 0
     time.sleep(2.0)
-    assert _ray_processes(ray_tmp) == []
-    if sig != signal.SIGINT:
-        return
-    resumed = subprocess.run([sys.executable, "-m", "sweeper.cli", "resume", str(results), "--plain",
-                              "--set", "budget.trials=1"], capture_output=True, text=True, timeout=300, env=env)
-    assert resumed.returncode == 0, resumed.stderr
+    try:
+        assert _ray_processes(ray_tmp) == []
+        if sig == signal.SIGINT:
+            resumed = subprocess.run([sys.executable, "-m", "sweeper.cli", "resume", str(results), "--plain",
+                                      "--set", "budget.trials=1"], capture_output=True, text=True, timeout=300,
+                                     env=env)
+            assert resumed.returncode == 0, resumed.stderr
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 # -- 7. option types ------------------------------------------------------------------------------------
