@@ -32,8 +32,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import print_table, write_results  # noqa: E402
+from sweeper.maths.pareto import hypervolume  # noqa: E402
 from sweeper.search.cost_aware import CostAwareSearch, Dimension  # noqa: E402
-from sweeper.search.pareto import hypervolume  # noqa: E402
 
 
 @dataclass(frozen=True)

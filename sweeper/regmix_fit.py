@@ -223,8 +223,8 @@ def _fold_in_replicates(proxies: Proxies, replicates: pl.DataFrame) -> Proxies:
 def study_prior(study_dir: str | Path, domains: Sequence[str]) -> dict[str, float] | None:
     """The prior the study in ``DIR/study.yaml`` sampled its mixtures around (its simplex parameter's
     ``prior``, else the workload's token shares; see `sweeper.search.mixture_prior`), if there is one."""
+    from sweeper.maths.simplex import as_mixture
     from sweeper.search import mixture_prior
-    from sweeper.search.dirichlet import as_mixture
     from sweeper.spec import load_study
 
     path = Path(study_dir) / "study.yaml"

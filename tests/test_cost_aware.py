@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from sweeper.errors import UserError
+from sweeper.maths.pareto import hypervolume
 from sweeper.search.cost_aware import CostAwareSearch, Dimension, log_expected_improvement
-from sweeper.search.pareto import hypervolume
 
 # Chinchilla's fitted law (Hoffmann et al. 2022) plus a learning-rate penalty whose optimum moves with N.
 E, A, B, ALPHA, BETA = 1.69, 406.4, 410.7, 0.34, 0.28

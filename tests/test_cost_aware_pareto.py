@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sweeper.search.pareto import hypervolume, pareto_front
+from sweeper.maths.pareto import hypervolume, pareto_front
 
 
 def test_front_of_a_small_set_by_hand():

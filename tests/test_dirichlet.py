@@ -1,4 +1,5 @@
-"""RegMix mixture sampling (sweeper.search.dirichlet): the pure sampler and the Ray Tune searcher."""
+"""RegMix mixture sampling: the pure sampler (sweeper.maths.simplex) and the Ray Tune searcher
+(sweeper.search.dirichlet)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ import pytest
 from ray.tune.search import Searcher
 
 from sweeper.errors import UserError
-from sweeper.search.dirichlet import (
+from sweeper.maths.simplex import (
     DirichletOptions,
-    DirichletSearcher,
     make_options,
     normalize_prior,
     sample_mixtures,
     strength_scales,
 )
+from sweeper.search.dirichlet import DirichletSearcher
 
 PRIOR = {"web": 0.4, "code": 0.3, "books": 0.2, "math": 0.1}
 P = np.array(list(PRIOR.values()))

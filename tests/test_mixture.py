@@ -8,7 +8,7 @@ import yaml
 
 from sweeper.errors import UserError
 from sweeper.laws.mixture import MODELS, fit_mixture, mixture_yaml, round_mixture, search_simplex, spearman
-from sweeper.search.dirichlet import sample_mixtures
+from sweeper.maths.simplex import sample_mixtures
 
 DOMAINS = ["web", "code", "books", "math"]
 PRIOR = np.array([0.4, 0.3, 0.2, 0.1])

@@ -15,8 +15,8 @@ import yaml
 from sweeper.commands import fit_mixture
 from sweeper.errors import UserError
 from sweeper.laws.mixture import spearman
+from sweeper.maths.simplex import sample_mixtures
 from sweeper.regmix_fit import weight_columns
-from sweeper.search.dirichlet import sample_mixtures
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REGMIX = SHARED / "regmix"

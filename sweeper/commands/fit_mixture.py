@@ -213,7 +213,7 @@ def parse_prior(text: str, domains: Sequence[str]) -> dict[str, float]:
             data[name.strip()] = value.strip()
     if not isinstance(data, dict):
         raise UserError(f"--prior: expected a mapping {{domain: share}}, got {type(data).__name__}")
-    from sweeper.search.dirichlet import as_mixture
+    from sweeper.maths.simplex import as_mixture
 
     return as_mixture(data, domains, "--prior")
 

@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from sweeper.errors import UserError
-from sweeper.search.pareto import Mode, pareto_front
+from sweeper.maths.pareto import Mode, pareto_front
 
 CFG = "cfg."
 SKIPPED_PARAMS = ("seed",)

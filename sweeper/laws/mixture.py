@@ -20,7 +20,7 @@ predictions with the measured target (ranking mixtures is what the search needs)
   smooth model misses, the smooth model carries the trend between and beyond the trees' steps.
 
 `fit_mixture` scores the requested models and refits the best on all rows; `search_simplex` draws fresh
-mixtures from the prior with `sweeper.search.dirichlet.sample_mixtures` and averages the top k.
+mixtures from the prior with `sweeper.maths.simplex.sample_mixtures` and averages the top k.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import numpy as np
 from sweeper.errors import UserError
 
 if TYPE_CHECKING:
-    from sweeper.search.dirichlet import DirichletOptions
+    from sweeper.maths.simplex import DirichletOptions
 
 MODELS: tuple[str, ...] = ("lightgbm", "linear", "logquad", "ensemble")
 ENSEMBLE_MEMBERS: tuple[str, ...] = ("lightgbm", "logquad")
@@ -123,7 +123,7 @@ class MixtureFit:
     def predict(self, weights: np.ndarray | Mapping[str, float]) -> np.ndarray:
         """Predicted target for mixtures: an ``(n, domains)`` array (rows are normalised) or one mapping."""
         if isinstance(weights, Mapping):
-            from sweeper.search.dirichlet import as_mixture
+            from sweeper.maths.simplex import as_mixture
 
             mix = as_mixture(weights, self.domains)
             weights = np.array([[mix[d] for d in self.domains]])
@@ -232,14 +232,14 @@ def search_simplex(fit: MixtureFit, prior: Mapping[str, float] | Sequence[float]
     """Score ``n_samples`` mixtures drawn around ``prior`` with ``fit`` and average the ``top_k`` best.
 
     ``prior`` defaults to the mean of the fitted mixtures (for proxies drawn around a prior, an estimate
-    of it). ``options`` is a `sweeper.search.dirichlet.DirichletOptions` (default: its defaults).
+    of it). ``options`` is a `sweeper.maths.simplex.DirichletOptions` (default: its defaults).
 
     With ``plausible_within`` (k), a draw whose prediction is better than the best measured target by more
     than k typical (median absolute, cross-validated) errors of the model does not compete: that is
     extrapolation (a log-quadratic can predict losses far below any measured one in a corner of the
     simplex no proxy visited), not evidence.
     """
-    from sweeper.search.dirichlet import normalize_prior, sample_mixtures
+    from sweeper.maths.simplex import normalize_prior, sample_mixtures
 
     if mode not in ("min", "max"):
         raise UserError(f"--mode: expected min or max, got {mode!r}")

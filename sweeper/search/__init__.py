@@ -12,7 +12,7 @@ from ray.tune.search import Searcher
 
 from sweeper import space as space_mod
 from sweeper.errors import StudyError
-from sweeper.search.options import check_option_types
+from sweeper.option_types import check_option_types
 from sweeper.spec import Study, result_key
 
 SINGLE_OBJECTIVE_SAMPLERS = {"cmaes"}
@@ -107,7 +107,8 @@ def build_searcher(study: Study, results_dir: str | Path, path: str = "<study>",
     if study.search.algo == "cost_aware":
         return _cost_aware(study, results_dir, path, remaining, resume)
     if study.search.algo == "dirichlet":
-        from sweeper.search.dirichlet import DirichletSearcher, make_options
+        from sweeper.maths.simplex import make_options
+        from sweeper.search.dirichlet import DirichletSearcher
 
         searcher = DirichletSearcher(mixture_prior(study), study.mixture_key, max_trials=remaining, seed=study.seed,
                                      options=make_options(study.search.options, f"{path}: search.options"))

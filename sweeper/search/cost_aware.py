@@ -53,7 +53,7 @@ from threadpoolctl import threadpool_limits
 
 from sweeper.atomic import write_text_atomic
 from sweeper.errors import UserError
-from sweeper.search.pareto import Mode, pareto_front
+from sweeper.maths.pareto import Mode, pareto_front
 
 Scale = Literal["linear", "log", "logit"]
 STATE_VERSION = 1
