@@ -15,9 +15,9 @@ from sweeper.atomic import write_text_atomic
 from sweeper.errors import UserError
 from sweeper.folder import STUDY_COPY, check_results_path
 from sweeper.interrupt import StopSignals
+from sweeper.plan import RunPlan
 from sweeper.progress import StudyProgress
-from sweeper.space import presets_of
-from sweeper.spec import Study, result_key
+from sweeper.spec import Study
 from sweeper.store import ResultStore
 
 
@@ -66,13 +66,13 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     return True
 
 
-def build_scheduler(study: Study):
+def build_scheduler(study: Study, plan: RunPlan):
     """The trial scheduler the study asks for (early stopping on the first metric)."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
 
 
     spec = study.scheduler
-    metric, mode = result_key(study.search.metrics[0]), study.search.modes[0]
+    metric, mode = plan.primary.key, plan.primary.mode
     if spec.type == "asha":
         return ASHAScheduler(time_attr=spec.time_attr, metric=metric, mode=mode, max_t=spec.max_t,
                              grace_period=spec.grace, reduction_factor=spec.reduction, brackets=spec.brackets,
@@ -178,10 +178,7 @@ def prepare_workload(study: Study) -> None:
     """Let the workload check the study's params and build its data once, before any trial starts: a
     workload module may define ``prepare(config)`` (e.g. tinylm builds its token caches there and turns a
     missing file or an empty domain into a clear error)."""
-    import importlib
-
-    module = importlib.import_module(study.workload.split(":")[0])
-    prepare = getattr(module, "prepare", None)
+    prepare = getattr(study.workload_module(), "prepare", None)
     if callable(prepare):
         prepare(dict(study.params))
 
@@ -230,7 +227,7 @@ def run_phase(study: Study, results: Path, out: TextIO, rich: bool | None, sourc
     from sweeper.live import LiveView
     from sweeper.recorder import Recorder
     from sweeper.resume import close_interrupted
-    from sweeper.search import build_searcher, complete_at, default_trials
+    from sweeper.search import build_searcher, default_trials
     from sweeper.trial import make_trainable
 
     store = ResultStore(results, study.name, phase=phase)
@@ -246,18 +243,16 @@ def run_phase(study: Study, results: Path, out: TextIO, rich: bool | None, sourc
         print(f"{progress.name}: nothing left to run ({prior.n_finished}/{total} trials finished)", file=out)
         return Outcome(results, progress, 0)
 
+    plan = RunPlan.from_study(study)
     searcher = build_searcher(study, results, source, max_trials=remaining, resume=resume,
-                              study_name=None if phase == "search" else f"{study.name}.{phase}")
+                              study_name=None if phase == "search" else f"{study.name}.{phase}", plan=plan)
     syncs = [searcher.sync] if hasattr(searcher, "sync") else []
-    recorder = Recorder(progress, store, study.mixture_key, study.seed, study.params, syncs=syncs,
-                        objectives=[result_key(m) for m in study.search.metrics], presets=presets_of(study.space),
-                        complete_at=complete_at(study))
+    recorder = Recorder(progress, store, plan, syncs=syncs)
     view = LiveView(progress, stream=out, rich=rich)
     signals = signals or StopSignals()
     guard = RunGuard(signals, progress, study.resources.cpu, study.resources.gpu, recorder)
 
-    trainable = make_trainable(study.workload, study.params, study.seed, study.budget.cost,
-                               study.budget.trial_timeout_s, presets_of(study.space))
+    trainable = make_trainable(plan)
     trainable = tune.with_resources(trainable, {"cpu": study.resources.cpu, "gpu": study.resources.gpu})
     ray_dir = results / "ray"
     run_name = f"{phase}-{len(list(ray_dir.glob(f'{phase}-*'))) + 1}" if ray_dir.exists() else f"{phase}-1"
@@ -265,7 +260,7 @@ def run_phase(study: Study, results: Path, out: TextIO, rich: bool | None, sourc
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=searcher,
-            scheduler=build_scheduler(study),
+            scheduler=build_scheduler(study, plan),
             num_samples=remaining,
             max_concurrent_trials=study.budget.concurrent,
             time_budget_s=study.budget.max_wall_s,

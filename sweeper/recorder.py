@@ -10,9 +10,8 @@ from typing import Any
 
 from ray import cloudpickle, tune
 
+from sweeper.plan import FINAL_KEY, RunPlan
 from sweeper.progress import StudyProgress, TrialRecord
-from sweeper.search.optuna_searcher import FINAL_KEY, finished_run
-from sweeper.space import expand_presets, flatten
 from sweeper.spec import is_finite_number
 from sweeper.store import ResultStore
 
@@ -22,21 +21,14 @@ _COPIED = ("step", "tokens", "flops", "wall_s", "cost", "report_index")
 class Recorder(tune.Callback):
     """Turns Tune events into ``StudyProgress`` updates and Parquet rows (flushed every ``flush_s``)."""
 
-    def __init__(self, progress: StudyProgress, store: ResultStore, mixture_key: str | None,
-                 seed: int, params: dict[str, Any] | None = None, flush_s: float = 2.0,
-                 syncs: list[Callable[[], None]] | None = None, objectives: list[str] | None = None,
-                 presets: dict[str, dict[str, dict[str, Any]]] | None = None,
-                 complete_at: tuple[str, float] | None = None):
+    def __init__(self, progress: StudyProgress, store: ResultStore, plan: RunPlan, flush_s: float = 2.0,
+                 syncs: list[Callable[[], None]] | None = None):
         self.progress = progress
-        self.complete_at = complete_at
+        self.plan = plan
         self._last: dict[str, dict[str, Any]] = {}
-        self.presets = dict(presets or {})
-        self.objectives = list(objectives or [])  # result keys that must be finite for a trial to count as done
+        self.objectives = plan.objective_keys  # result keys that must be finite for a trial to count as done
         self.syncs = list(syncs or [])
-        self.params = dict(params or {})
         self.store = store
-        self.mixture_key = mixture_key
-        self.seed = seed
         self.flush_s = flush_s
         self._last_flush = time.monotonic()
         self._flat: dict[str, dict[str, Any]] = {}
@@ -48,9 +40,7 @@ class Recorder(tune.Callback):
         record = self.progress.trials.get(trial.trial_id)
         if record is None:
             self.progress.trials[trial.trial_id] = TrialRecord(trial.trial_id, dict(trial.config))
-            full = expand_presets({**self.params, **trial.config}, self.presets)
-            full.pop("seed", None)
-            self._flat[trial.trial_id] = flatten(full, self.mixture_key)
+            self._flat[trial.trial_id] = self.plan.columns(trial.config)
         else:  # restarted after a failure
             record.status, record.finished = "running", False
 
@@ -78,7 +68,7 @@ class Recorder(tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record = self._record(trial)
-        record.finished = record.finished or finished_run(self._last.pop(trial.trial_id, None), self.complete_at)
+        record.finished = record.finished or self.plan.finished_run(self._last.pop(trial.trial_id, None))
         record.status = "done" if record.finished else "pruned"
         record.error = None  # an earlier attempt's failure; that attempt's rows keep their own number
         bad = [k for k in self.objectives if not is_finite_number(record.value(k))]
@@ -145,7 +135,7 @@ class Recorder(tune.Callback):
             row_kind=kind,
             status=status,
             attempt=attempt,
-            seed=int(trial.config.get("seed", self.seed)),
+            seed=self.plan.trial_seed(trial.config),
             node=result.get("node") or result.get("node_ip") or result.get("hostname"),
             time=dt.datetime.now(dt.timezone.utc),
             error=error,

@@ -50,9 +50,7 @@ def check_scale(study: Study, source: str) -> None:
 
 
 def _scale(study: Study, params: dict[str, Any]) -> dict[str, float]:
-    import importlib
-
-    describe = getattr(importlib.import_module(study.workload.split(":")[0]), "describe", None)
+    describe = getattr(study.workload_module(), "describe", None)
     source = describe(dict(params)) if callable(describe) else params
     return {k: float(source[k]) for k in ("n_params", "tokens")
             if isinstance(source.get(k), (int, float)) and not isinstance(source.get(k), bool)}

@@ -253,10 +253,13 @@ class Study(_Strict):
                 return name
         return "mix"
 
+    def workload_module(self) -> Any:
+        """Import the workload's module (it may also define ``prepare``, ``describe``, ``token_shares``)."""
+        return importlib.import_module(self.workload.split(":")[0])
+
     def load_workload(self) -> Callable[..., Any]:
         """Import the workload function; raises ``ImportError``/``AttributeError`` when it is absent."""
-        module_name, func_name = self.workload.split(":")
-        return getattr(importlib.import_module(module_name), func_name)
+        return getattr(self.workload_module(), self.workload.split(":")[1])
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str], path: str) -> dict[str, Any]:

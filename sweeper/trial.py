@@ -9,7 +9,6 @@ Each workload report becomes one Tune result: ``step``, ``tokens``, ``flops`` (c
 from __future__ import annotations
 
 import ctypes
-import importlib
 import os
 import threading
 import time
@@ -18,8 +17,7 @@ from typing import Any
 
 from ray import tune
 
-from sweeper.search.optuna_searcher import FINAL_KEY
-from sweeper.space import expand_presets
+from sweeper.plan import FINAL_KEY, RunPlan
 
 
 class TrialTimeout(Exception):
@@ -29,29 +27,20 @@ class TrialTimeout(Exception):
         super().__init__(message)
 
 
-def load_function(ref: str) -> Callable[..., Any]:
-    module_name, func_name = ref.split(":")
-    return getattr(importlib.import_module(module_name), func_name)
+def make_trainable(plan: RunPlan) -> Callable[[dict], None]:
+    """A Tune function trainable that calls the plan's workload with the trial's full config.
 
-
-def make_trainable(workload: str, params: dict[str, Any], seed: int, cost_unit: str,
-                   timeout_s: float | None = None,
-                   presets: dict[str, dict[str, dict[str, Any]]] | None = None) -> Callable[[dict], None]:
-    """A Tune function trainable that calls ``workload`` with the study's params merged into the config.
-
-    With ``timeout_s``, a watchdog raises ``TrialTimeout`` inside the workload once the time is up (at its
+    With a ``timeout_s``, a watchdog raises ``TrialTimeout`` inside the workload once the time is up (at its
     next Python instruction); a workload stuck in native code past a further grace period takes its
     worker process down with it, which Ray reports as a dead actor.
     """
 
     def sweeper_trial(config: dict[str, Any]) -> None:
-        train = load_function(workload)
-        full = expand_presets({**params, **config}, presets or {}, keep_names=False)
-        full.setdefault("seed", seed)
-        reporter = _Reporter(cost_unit)
-        watchdog = _Watchdog(timeout_s) if timeout_s else None
+        train = plan.load_workload()
+        reporter = _Reporter(plan.cost_unit)
+        watchdog = _Watchdog(plan.timeout_s) if plan.timeout_s else None
         try:
-            final = train(full, reporter)
+            final = train(plan.workload_config(config), reporter)
         except SystemExit as exc:
             raise RuntimeError(f"the workload called sys.exit({exc.code!r}); a workload returns its final "
                                "metrics or raises an exception") from None

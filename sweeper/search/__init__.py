@@ -13,7 +13,8 @@ from ray.tune.search import Searcher
 from sweeper import space as space_mod
 from sweeper.errors import StudyError
 from sweeper.option_types import check_option_types
-from sweeper.spec import Study, result_key
+from sweeper.plan import FINAL_KEY, RunPlan
+from sweeper.spec import Study
 
 SINGLE_OBJECTIVE_SAMPLERS = {"cmaes"}
 
@@ -61,13 +62,6 @@ def build_sampler(study: Study, path: str = "<study>") -> optuna.samplers.BaseSa
         raise StudyError(path, "search.options", f"{name} sampler: {exc}") from None
 
 
-def complete_at(study: Study) -> tuple[str, float] | None:
-    """(time_attr, max_t) when an early-stopping scheduler is on: a trial stopped there ran in full."""
-    if study.scheduler.type == "fifo":
-        return None
-    return study.scheduler.time_attr, float(study.scheduler.max_t)
-
-
 def default_trials(study: Study) -> int:
     """Trials to run when the budget names none: the grid size for grid search, else 20."""
     if study.budget.trials is not None:
@@ -87,25 +81,23 @@ def mixture_prior(study: Study) -> dict[str, float]:
     param = study.space[name]
     if param.prior is not None:
         return dict(param.prior)
-    import importlib
-
-    module = importlib.import_module(study.workload.split(":")[0])
-    shares = getattr(module, "token_shares", None)
+    shares = getattr(study.workload_module(), "token_shares", None)
     if callable(shares):
         return {d: float(w) for d, w in shares(list(param.domains)).items()}
     return {d: 1.0 / len(param.domains) for d in param.domains}
 
 
 def build_searcher(study: Study, results_dir: str | Path, path: str = "<study>", max_trials: int | None = None,
-                   resume: bool = False, study_name: str | None = None) -> Searcher:
+                   resume: bool = False, study_name: str | None = None, plan: RunPlan | None = None) -> Searcher:
     """The Ray Tune Searcher for a study; ``max_trials`` is what this run may still ask for, and with
     ``resume`` the searcher picks its state up from the results folder. Searchers keep their state in
     the results folder: Optuna's journal, or ``searcher-state.json`` written by ``sync()``."""
     from sweeper.search.optuna_searcher import OptunaSearcher
 
+    plan = plan or RunPlan.from_study(study)
     remaining = default_trials(study) if max_trials is None else max_trials
     if study.search.algo == "cost_aware":
-        return _cost_aware(study, results_dir, path, remaining, resume)
+        return _cost_aware(study, plan, results_dir, path, remaining, resume)
     if study.search.algo == "dirichlet":
         from sweeper.maths.simplex import make_options
         from sweeper.search.dirichlet import DirichletSearcher
@@ -123,22 +115,20 @@ def build_searcher(study: Study, results_dir: str | Path, path: str = "<study>",
     searcher = OptunaSearcher(
         space=study.space,
         sampler_factory=functools.partial(build_sampler, study, path),
-        metrics=study.search.metrics,
-        modes=study.search.modes,
+        plan=plan,
         results_dir=results_dir,
         study_name=study_name or study.name,
         max_trials=remaining,
-        complete_at=complete_at(study),
     )
     if resume:
         searcher.requeue_unfinished()
     return searcher
 
 
-def _cost_aware(study: Study, results_dir: str | Path, path: str, remaining: int, resume: bool) -> Searcher:
+def _cost_aware(study: Study, plan: RunPlan, results_dir: str | Path, path: str, remaining: int,
+                resume: bool) -> Searcher:
     """CARBS-style search: the space's float/int parameters in log, logit or linear coordinates."""
     from sweeper.search.cost_aware import CostAwareSearch, CostAwareSearcher, Dimension
-    from sweeper.search.optuna_searcher import FINAL_KEY
     from sweeper.space import FloatParam
 
     dimensions = []
@@ -152,8 +142,8 @@ def _cost_aware(study: Study, results_dir: str | Path, path: str, remaining: int
         raise StudyError(path, "search.options", f"cost_aware: {'; '.join(wrong)}")
     try:
         searcher = CostAwareSearcher(
-            dimensions, metric=result_key(study.search.metrics[0]), cost=study.search.cost,
-            mode=study.search.modes[0], max_trials=remaining, complete_key=FINAL_KEY, seed=study.seed,
+            dimensions, metric=plan.primary.key, cost=study.search.cost,
+            mode=plan.primary.mode, max_trials=remaining, complete_key=FINAL_KEY, seed=study.seed,
             state_path=state, resume=resume, **study.search.options)
     except TypeError as exc:
         raise StudyError(path, "search.options", f"cost_aware: {exc}") from None

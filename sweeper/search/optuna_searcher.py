@@ -21,23 +21,10 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from sweeper import space as space_mod
+from sweeper.plan import RunPlan
 from sweeper.space import Param
-from sweeper.spec import is_finite_number, result_key
+from sweeper.spec import is_finite_number
 
-FINAL_KEY = "sweeper.final"
-
-
-def finished_run(result: dict[str, Any] | None, complete_at: tuple[str, float] | None = None) -> bool:
-    """Whether a trial's last result ends a whole run: the workload returned, or the scheduler stopped it
-    at its last milestone (``complete_at`` = (time_attr, max_t)), which is a full run, not an early stop."""
-    if not result:
-        return False
-    if result.get(FINAL_KEY):
-        return True
-    if complete_at is not None:
-        value = result.get(complete_at[0])
-        return isinstance(value, (int, float)) and value >= complete_at[1]
-    return False
 STORAGE_FILE = "optuna.journal"
 
 
@@ -96,23 +83,21 @@ class OptunaSearcher(Searcher):
         self,
         space: dict[str, Param],
         sampler_factory: Callable[[], optuna.samplers.BaseSampler],
-        metrics: list[str],
-        modes: list[str],
+        plan: RunPlan,
         results_dir: str | Path,
         study_name: str,
         max_trials: int | None = None,
-        complete_at: tuple[str, float] | None = None,
     ):
-        super().__init__(metric=result_key(metrics[0]), mode=modes[0])
+        super().__init__(metric=plan.primary.key, mode=plan.primary.mode)
         self._space = space
         self._sampler_factory = sampler_factory
+        self._plan = plan
         self._results_dir = Path(results_dir)
         self._study_name = study_name
-        self._metrics = list(metrics)
-        self._directions = ["minimize" if m == "min" else "maximize" for m in modes]
-        self._complete_at = complete_at
-        self._keys = [result_key(m) for m in metrics]
-        self._multi = len(metrics) > 1
+        self._metrics = [o.metric for o in plan.objectives]
+        self._directions = ["minimize" if o.mode == "min" else "maximize" for o in plan.objectives]
+        self._keys = plan.objective_keys
+        self._multi = len(self._keys) > 1
         self._max_trials = max_trials
         self._asked = 0
         self._live: dict[str, optuna.Trial] = {}
@@ -178,7 +163,7 @@ class OptunaSearcher(Searcher):
         values = [result.get(k) for k in self._keys]
         if not all(is_finite_number(v) for v in values):
             self.study.tell(trial, state=TrialState.FAIL)
-        elif finished_run(result, self._complete_at):
+        elif self._plan.finished_run(result):
             self.study.tell(trial, [float(v) for v in values])
         else:
             self.study.tell(trial, state=TrialState.PRUNED)
