@@ -13,6 +13,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from sweeper.commands.predict_law import accept_negative_numbers
+
 LAWS = ("chinchilla", "power")
 
 
@@ -60,6 +62,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", metavar="PNG", help="write loss-vs-compute with the fit and band; the chinchilla "
                         "law also writes isoFLOP slices to <PNG stem>-isoflops.png")
     parser.add_argument("--json", action="store_true", help="print the fit as JSON instead of a table")
+    accept_negative_numbers(parser)  # --flops-per-token-param -6e0 reaches the check in run, not argparse
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("fit law: give a study folder DIR or --from TABLE (one of them)")
     if args.run and not args.table:
         raise UserError("--run: only for --from TABLE (a study's runs are its trials)")
+    if not 0 < args.flops_per_token_param < float("inf"):
+        raise UserError(f"--flops-per-token-param: {args.flops_per_token_param}: expected a positive number")
+    if not 0 <= args.min_fraction < 1:
+        raise UserError(f"--min-fraction: {args.min_fraction}: expected a number in [0, 1)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if args.table:

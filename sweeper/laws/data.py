@@ -80,17 +80,36 @@ def load_table(path: str | Path, loss: str, *, n: str | None = None, d: str | No
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file (expected a CSV or Parquet table)")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        frame = pl.read_parquet(path)
-    elif path.suffix.lower() in (".csv", ".tsv", ".txt"):
-        frame = pl.read_csv(path, separator="\t" if path.suffix.lower() == ".tsv" else ",",
-                            infer_schema_length=10_000)
-    else:
-        raise UserError(f"{path}: unknown table format {path.suffix!r} (expected .csv, .tsv or .parquet)")
+    frame = _read_table(path)
     wanted = {"n": n, "d": d, "c": c}
     if not any(wanted.values()):
         raise UserError(f"{path}: name at least one of --n, --d, --c (columns: {', '.join(frame.columns)})")
     return _from_frame(frame, str(path), loss, wanted, run, extra, flops_per_token_param)
+
+
+def _read_table(path: Path) -> pl.DataFrame:
+    """A CSV or Parquet table, or a UserError naming the file if it is empty or cannot be read."""
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv", ".tsv", ".txt"):
+        raise UserError(f"{path}: unknown table format {path.suffix!r} (expected .csv, .tsv or .parquet)")
+    kind = "Parquet" if suffix in (".parquet", ".pq") else "CSV"
+    try:
+        if kind == "Parquet":
+            frame = pl.read_parquet(path)
+        else:
+            frame = pl.read_csv(path, separator="\t" if suffix == ".tsv" else ",", infer_schema_length=10_000)
+    except pl.exceptions.NoDataError:
+        raise UserError(f"{path}: empty file (expected a {kind} table with a header and one row per point)") from None
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a readable {kind} table ({_first_line(exc)})") from None
+    if not frame.columns:
+        raise UserError(f"{path}: no columns (expected a {kind} table with a header and one row per point)")
+    return frame
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def load_study(study_dir: str | Path, loss: str, *, n: str = "cfg.n_params", d: str = "tokens",
@@ -107,6 +126,14 @@ def load_study(study_dir: str | Path, loss: str, *, n: str = "cfg.n_params", d: 
     if not store.rows_dir(study_dir).is_dir():
         raise UserError(f"{study_dir}: not a study results folder (no rows/ with Parquet files)")
     rows = store.scan_rows(study_dir)
+    try:
+        return _study_points(study_dir, rows, loss, n, d, c, intermediate, min_fraction, extra, flops_per_token_param)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise UserError(f"{store.rows_dir(study_dir)}: cannot read the study's rows ({_first_line(exc)})") from None
+
+
+def _study_points(study_dir: Path, rows: pl.LazyFrame, loss: str, n: str, d: str, c: str, intermediate: bool,
+                  min_fraction: float, extra: Sequence[str], flops_per_token_param: float) -> LawData:
     names = rows.collect_schema().names()
     if loss not in names:
         metrics = [x for x in names if x.startswith("m.")]
@@ -140,7 +167,7 @@ def _from_frame(frame: pl.DataFrame, source: str, loss: str, wanted: dict[str, s
         if col not in frame.columns:
             raise UserError(f"{source}: {col}: no such column (columns: {', '.join(frame.columns)})")
     total = frame.height
-    values = frame[loss].cast(pl.Float64, strict=True).to_numpy()
+    values = numbers(frame, loss, source)
     bad = ~np.isfinite(values)
     if bad.any():
         warnings.warn(f"{source}: {loss}: dropped {int(bad.sum())} of {total} points whose loss is NaN or "
@@ -154,7 +181,7 @@ def _from_frame(frame: pl.DataFrame, source: str, loss: str, wanted: dict[str, s
         if not col:
             arrays[var] = None
             continue
-        arr = frame[col].cast(pl.Float64, strict=True).to_numpy()
+        arr = numbers(frame, col, source)
         if not np.isfinite(arr).all():
             raise UserError(f"{source}: {col}: {int((~np.isfinite(arr)).sum())} missing or non-numeric values "
                             f"for {VARIABLES[var]}")
@@ -170,9 +197,25 @@ def _from_frame(frame: pl.DataFrame, source: str, loss: str, wanted: dict[str, s
     return LawData(
         loss=values, n=n, d=d, c=c,
         run=frame[run].cast(pl.Utf8).to_numpy() if run else None,
-        extra={col: frame[col].cast(pl.Float64, strict=True).to_numpy() for col in extra},
+        extra={col: numbers(frame, col, source) for col in extra},
         source=source, columns={**columns, "loss": loss},
     )
+
+
+def numbers(frame: pl.DataFrame, col: str, source: str) -> np.ndarray:
+    """Column ``col`` as floats (missing values as NaN), or a UserError naming the source and the column if
+    it holds anything but numbers (text that does not read as a number, dates, lists, ...)."""
+    series = frame[col]
+    if series.dtype.is_numeric() or series.dtype in (pl.Null, pl.Boolean):
+        return series.cast(pl.Float64).to_numpy()
+    if series.dtype != pl.String:
+        raise UserError(f"{source}: {col}: expected numbers, found {series.dtype} values")
+    cast = series.cast(pl.Float64, strict=False)
+    bad = cast.is_null() & series.is_not_null()
+    if bad.any():
+        raise UserError(f"{source}: {col}: expected numbers, found text such as {series.filter(bad)[0]!r} "
+                        f"({bad.sum()} of {len(series)} values)")
+    return cast.to_numpy()
 
 
 def drop_highest(data: LawData, count: int) -> LawData:

@@ -421,26 +421,38 @@ class LawFit:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "FIT.json") -> LawFit:
+        """A fit from its JSON form, every parameter checked (a hand-edited file is refused, naming the field)."""
         if not isinstance(raw, dict) or raw.get("law") not in LAWS:
             raise UserError(f"{source}: law: expected a fit written by `sweeper fit law` ({', '.join(LAWS)})")
         names = param_names(raw["law"])
-        params = raw.get("params") or {}
-        missing = [k for k in names if not isinstance(params.get(k), (int, float))]
-        if missing:
-            raise UserError(f"{source}: params: missing {', '.join(missing)}")
-        boot = dict(raw.get("bootstrap") or {})
-        samples = boot.pop("samples", None)
+        params = _fit_params(raw.get("params"), names, source)
+        boot = raw.get("bootstrap") or {}
+        if not isinstance(boot, dict):
+            raise UserError(f"{source}: bootstrap: expected a mapping, got {type(boot).__name__}")
+        boot = dict(boot)
+        samples = _fit_samples(boot.pop("samples", None), names, source)
+        _check_intervals(raw.get("intervals"), names, source)
         x = raw.get("x")
         if raw["law"] == "power" and x not in X_NAMES:
             raise UserError(f"{source}: x: expected one of {', '.join(X_NAMES)}")
-        return cls(law=raw["law"], params={k: float(params[k]) for k in names},
-                   objective=float(raw.get("objective", np.nan)), n_points=int(raw.get("n_points", 0)),
-                   n_runs=int(raw.get("n_runs", 0)), x=x if raw["law"] == "power" else None,
-                   samples=None if samples is None else np.asarray(samples, dtype=float),
-                   level=float(raw.get("level", 0.95)), delta=float(raw.get("huber_delta", HUBER_DELTA)),
-                   flops_per_token_param=float(raw.get("flops_per_token_param", FLOPS_PER_TOKEN_PARAM)),
+        level = _fit_number(raw, "level", source, 0.95)
+        if not 0 < level < 1:
+            raise UserError(f"{source}: level: expected a number between 0 and 1, got {level:g}")
+        k = _fit_number(raw, "flops_per_token_param", source, FLOPS_PER_TOKEN_PARAM)
+        delta = _fit_number(raw, "huber_delta", source, HUBER_DELTA)
+        for key, value in (("flops_per_token_param", k), ("huber_delta", delta)):
+            if not value > 0:
+                raise UserError(f"{source}: {key}: expected a positive number, got {value:g}")
+        noise = None if raw.get("residual_sigma") is None else _fit_number(raw, "residual_sigma", source, 0.0)
+        if noise is not None and noise < 0:
+            raise UserError(f"{source}: residual_sigma: expected a number >= 0, got {noise:g}")
+        return cls(law=raw["law"], params=params,
+                   objective=_fit_number(raw, "objective", source, np.nan, finite=False),
+                   n_points=int(_fit_number(raw, "n_points", source, 0)),
+                   n_runs=int(_fit_number(raw, "n_runs", source, 0)), x=x if raw["law"] == "power" else None,
+                   samples=samples, level=level, delta=delta, flops_per_token_param=k,
                    bootstrap=boot, info=raw.get("fit") or {}, data=raw.get("data") or {},
-                   holdout=raw.get("holdout"), noise=raw.get("residual_sigma"))
+                   holdout=raw.get("holdout"), noise=noise)
 
     @classmethod
     def load(cls, path: str | Path) -> LawFit:
@@ -449,9 +461,100 @@ class LawFit:
             raise UserError(f"{path}: no such file (expected FIT.json from `sweeper fit law`)")
         try:
             raw = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UserError(f"{path}: not JSON ({exc})") from None
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
         return cls.from_dict(raw, str(path))
+
+
+# --------------------------------------------------------------------------------------------------
+# Checks of a FIT.json: what a fit by `sweeper fit law` always satisfies
+# --------------------------------------------------------------------------------------------------
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _fit_number(raw: dict[str, Any], key: str, source: str, default: float, finite: bool = True) -> float:
+    """``raw[key]`` as a float (``default`` when absent), or a UserError naming the file and the key."""
+    value = raw.get(key)
+    if value is None:
+        return float(default)
+    if not _is_number(value) or (finite and not np.isfinite(value)):
+        raise UserError(f"{source}: {key}: expected a {'finite ' if finite else ''}number, got {value!r}")
+    return float(value)
+
+
+def _param_problem(name: str, value: float) -> str | None:
+    """Why ``value`` cannot be parameter ``name`` of a fitted law (None if it can): the fit keeps E >= 0,
+    A, B > 0 and the exponents alpha, beta >= 0, so the loss falls as N and D grow."""
+    if not np.isfinite(value):
+        return "expected a finite number"
+    if name in ("A", "B") and not value > 0:
+        return "expected a positive coefficient"
+    if name == "E" and value < 0:
+        return "expected an irreducible loss >= 0"
+    if name in ("alpha", "beta") and value < 0:
+        return "expected an exponent >= 0 (a negative one makes the loss grow with scale)"
+    return None
+
+
+def _fit_params(params: Any, names: Sequence[str], source: str) -> dict[str, float]:
+    if not isinstance(params, dict):
+        raise UserError(f"{source}: params: expected a mapping of {', '.join(names)}")
+    missing = [name for name in names if name not in params]
+    if missing:
+        raise UserError(f"{source}: params: missing {', '.join(missing)} (the {len(names)}-parameter law needs "
+                        f"{', '.join(names)})")
+    out = {}
+    for name in names:
+        value = params[name]
+        if not _is_number(value):
+            raise UserError(f"{source}: params.{name}: expected a number, got {value!r}")
+        problem = _param_problem(name, float(value))
+        if problem:
+            raise UserError(f"{source}: params.{name}: {problem}, got {value!r}")
+        out[name] = float(value)
+    return out
+
+
+def _fit_samples(samples: Any, names: Sequence[str], source: str) -> np.ndarray | None:
+    """The bootstrap samples, one row of parameters per replicate (missing values as NaN), checked as the
+    parameters are."""
+    if samples is None:
+        return None
+    try:
+        array = np.asarray([[np.nan if v is None else v for v in row] for row in samples], dtype=float)
+    except (TypeError, ValueError):
+        array = None
+    if array is None or (array.size and (array.ndim != 2 or array.shape[1] != len(names))):
+        raise UserError(f"{source}: bootstrap.samples: expected one list of {len(names)} numbers "
+                        f"({', '.join(names)}) per replicate")
+    array = array.reshape(-1, len(names))
+    for j, name in enumerate(names):
+        column = array[:, j]
+        bad = [v for v in column[~np.isnan(column)] if _param_problem(name, float(v))]
+        if bad:
+            raise UserError(f"{source}: bootstrap.samples: {name}: {_param_problem(name, float(bad[0]))}, "
+                            f"got {bad[0]:g}")
+    return array
+
+
+def _check_intervals(intervals: Any, names: Sequence[str], source: str) -> None:
+    """Each interval a pair [lower, upper] of numbers with lower <= upper (a fit without bootstrap has none)."""
+    if intervals is None:
+        return
+    if not isinstance(intervals, dict):
+        raise UserError(f"{source}: intervals: expected a mapping of parameter to [lower, upper]")
+    for name, pair in intervals.items():
+        if name not in names:
+            raise UserError(f"{source}: intervals.{name}: not a parameter of the law ({', '.join(names)})")
+        ok = isinstance(pair, (list, tuple)) and len(pair) == 2 and all(_is_number(v) or v is None for v in pair)
+        if not ok:
+            raise UserError(f"{source}: intervals.{name}: expected [lower, upper], got {pair!r}")
+        lo, hi = (np.nan if v is None else float(v) for v in pair)
+        if lo > hi:
+            raise UserError(f"{source}: intervals.{name}: lower {lo:g} > upper {hi:g}")
 
 
 def flags_of(var: str) -> str:
