@@ -138,11 +138,10 @@ def _grid_study(study: Study, mixtures: dict[str, dict[str, float]], seeds: list
 def rank_candidates(results: Path, metric: str, mode: str) -> pl.DataFrame:
     """Per candidate: mean over seeds, standard error, and the difference to the RegMix pick paired by
     seed with its standard error and whether it exceeds 2 of them; best first."""
-    from sweeper.store import read_trials
+    from sweeper.regmix_fit import finished_trials
 
     column = f"m.{metric}"
-    trials = read_trials(results, phase="validate").filter(pl.col("status") == "done")
-    trials = trials.sort("trial_id", "attempt").unique(subset="trial_id", keep="last", maintain_order=True)
+    trials = finished_trials(results, "validate")
     by_candidate: dict[str, dict[int, float]] = {}
     for row in trials.select("cfg.candidate", "seed", column).drop_nulls().iter_rows():
         by_candidate.setdefault(row[0], {})[int(row[1])] = float(row[2])
