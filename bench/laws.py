@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from bench.common import print_table, write_results  # noqa: E402
+from sweeper.law_inputs import table_points  # noqa: E402
 from sweeper.laws.curves import Curve, fit_annealing, lr_areas, predict_final  # noqa: E402
-from sweeper.laws.data import LawData, drop_highest, load_table  # noqa: E402
+from sweeper.laws.data import LawData, drop_highest  # noqa: E402
 from sweeper.laws.power import PowerSumProblem, backtest, fit_law  # noqa: E402
 from workloads.synthetic import TRUE_PARAMS, optimal_lr, train  # noqa: E402
 
@@ -40,7 +41,7 @@ NAMES = ("E", "A", "B", "alpha", "beta")
 
 # -- 1. the Chinchilla table -------------------------------------------------------------------------
 def chinchilla_table() -> LawData:
-    return drop_highest(load_table(CHINCHILLA, "loss", n="Model Size", c="Training FLOP"), 5)
+    return drop_highest(table_points(CHINCHILLA, "loss", n="Model Size", c="Training FLOP"), 5)
 
 
 def bench_chinchilla(data: LawData, repeats: int) -> dict:

@@ -227,7 +227,7 @@ def run_phase(study: Study, results: Path, out: TextIO, rich: bool | None, sourc
     from sweeper.live import LiveView
     from sweeper.recorder import Recorder
     from sweeper.resume import close_interrupted
-    from sweeper.search import build_searcher, default_trials
+    from sweeper.search.build import build_searcher, default_trials
     from sweeper.trial import make_trainable
 
     store = ResultStore(results, study.name, phase=phase)
@@ -246,7 +246,7 @@ def run_phase(study: Study, results: Path, out: TextIO, rich: bool | None, sourc
     plan = RunPlan.from_study(study)
     searcher = build_searcher(study, results, source, max_trials=remaining, resume=resume,
                               study_name=None if phase == "search" else f"{study.name}.{phase}", plan=plan)
-    syncs = [searcher.sync] if hasattr(searcher, "sync") else []
+    syncs = [searcher.sync]
     recorder = Recorder(progress, store, plan, syncs=syncs)
     view = LiveView(progress, stream=out, rich=rich)
     signals = signals or StopSignals()

@@ -12,3 +12,16 @@ class StudyError(UserError):
         self.path, self.field, self.problem = path, field, problem
         where = f"{path}: {field}" if field else path
         super().__init__(f"{where}: {problem}")
+
+
+class ParameterError(UserError):
+    """A bad value of a library function's parameter. The message names the parameter (``top_k: ...``); the
+    CLI names the flag that set it instead (``--top-k: ...``), see `render`."""
+
+    def __init__(self, param: str, problem: str, source: str | None = None):
+        self.param, self.problem, self.source = param, problem, source
+        super().__init__(self.render(param))
+
+    def render(self, name: str) -> str:
+        """The message with ``name`` (a parameter or a flag) in front of the problem."""
+        return f"{self.source}: {name}: {self.problem}" if self.source else f"{name}: {self.problem}"

@@ -104,3 +104,16 @@ class RunPlan:
             value = result.get(self.complete_at[0])
             return isinstance(value, (int, float)) and value >= self.complete_at[1]
         return False
+
+
+def mixture_prior(study: Study) -> dict[str, float]:
+    """The centre of Dirichlet sampling: the simplex parameter's ``prior``, else the workload's
+    ``token_shares(domains)`` (each domain's share of the available tokens) when it has one, else uniform."""
+    name = study.mixture_key
+    param = study.space[name]
+    if param.prior is not None:
+        return dict(param.prior)
+    shares = getattr(study.workload_module(), "token_shares", None)
+    if callable(shares):
+        return {d: float(w) for d, w in shares(list(param.domains)).items()}
+    return {d: 1.0 / len(param.domains) for d in param.domains}

@@ -17,8 +17,8 @@ from pathlib import Path
 import polars as pl
 
 from sweeper.errors import UserError
+from sweeper.results import check_study_dir
 from sweeper.store import scan_rows
-from sweeper.summary import check_study_dir
 
 TABLES = "tables: rows, reports, trials"
 _WORD = re.compile(r"""[^\s!"%&'()*+,\-./:;<=>?\[\\\]^`{|}~]+""")
@@ -198,7 +198,7 @@ def print_table(frame: pl.DataFrame, limit: int = 200) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from sweeper.live import fmt_num
+    from sweeper.fmt import fmt_num
 
     table = Table(show_lines=False)
     for name in frame.columns:

@@ -63,7 +63,8 @@ def fit_and_pick(study: Study, results: Path, out: TextIO | None = None) -> RegM
     spec = study.regmix
     proxies, _ = load_study_proxies(results, f"m.{target_metric(study)}")
     result = fit_and_search(proxies, study_prior(results, proxies.domains), mode=study.search.modes[0],
-                            models=spec.models, seed=study.seed, samples=spec.samples, top_k=spec.top_k)
+                            models=spec.models, seed=study.seed, samples=spec.samples, top_k=spec.top_k,
+                            transform=spec.transform)
     written = write_outputs(result, proxies, results / "mixture", source=str(results),
                             keep=[c for c in ("trial_id",) if c in proxies.frame.columns])
     if out is not None:
@@ -75,10 +76,10 @@ def fit_and_pick(study: Study, results: Path, out: TextIO | None = None) -> RegM
 def replicate_mixtures(study: Study, results: Path) -> dict[str, dict[str, float]]:
     """The proxy mixtures to train again: evenly spaced through the proxies ordered by their weights
     (chosen without looking at the target, so the replicates measure noise, not luck)."""
-    from sweeper.regmix_fit import finished_trials
+    from sweeper.results import StudyResults
 
     spec = study.regmix.replicates
-    trials = finished_trials(results, "search")
+    trials = StudyResults(results).finished_trials("search")
     domains = study.space[study.mixture_key].domains
     columns = [f"mix.{d}" for d in domains]
     if trials.is_empty() or not all(c in trials.columns for c in columns):
@@ -138,10 +139,10 @@ def _grid_study(study: Study, mixtures: dict[str, dict[str, float]], seeds: list
 def rank_candidates(results: Path, metric: str, mode: str) -> pl.DataFrame:
     """Per candidate: mean over seeds, standard error, and the difference to the RegMix pick paired by
     seed with its standard error and whether it exceeds 2 of them; best first."""
-    from sweeper.regmix_fit import finished_trials
+    from sweeper.results import StudyResults
 
     column = f"m.{metric}"
-    trials = finished_trials(results, "validate")
+    trials = StudyResults(results).finished_trials("validate")
     by_candidate: dict[str, dict[int, float]] = {}
     for row in trials.select("cfg.candidate", "seed", column).drop_nulls().iter_rows():
         by_candidate.setdefault(row[0], {})[int(row[1])] = float(row[2])

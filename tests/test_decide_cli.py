@@ -176,5 +176,5 @@ def test_a_study_without_recipe_and_size_is_a_user_error(tmp_path):
 
 def test_a_bad_decide_block_is_a_user_error(tmp_path):
     write_study(tmp_path, {"metrics": "loss.valid.target"})
-    with pytest.raises(UserError, match="decide.metrics: expected a non-empty list"):
+    with pytest.raises(UserError, match="study.yaml: decide.metrics: input should be a valid list"):
         invoke([str(tmp_path)])

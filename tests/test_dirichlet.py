@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from ray.tune.search import Searcher
@@ -15,7 +17,9 @@ from sweeper.maths.simplex import (
     sample_mixtures,
     strength_scales,
 )
-from sweeper.search.dirichlet import DirichletSearcher
+from sweeper.search.base import Proposer
+from sweeper.search.dirichlet import DirichletProposer
+from sweeper.search.tune import TuneSearcher
 
 PRIOR = {"web": 0.4, "code": 0.3, "books": 0.2, "math": 0.1}
 P = np.array(list(PRIOR.values()))
@@ -94,7 +98,7 @@ def test_bad_options_are_user_errors(kwargs):
 
 def test_unknown_option_is_a_user_error_naming_it():
     with pytest.raises(UserError, match="strenght"):
-        DirichletSearcher(PRIOR, strenght=3)
+        DirichletProposer(PRIOR, strenght=3)
     assert make_options({"max_usage": 15}).max_usage == 15
 
 
@@ -110,16 +114,21 @@ def test_prior_in_any_unit_is_normalised():
 
 
 # --------------------------------------------------------------------------------------------------------------
-# DirichletSearcher
+# DirichletProposer, alone and behind the Tune adapter
 
 
-def _suggest(searcher: DirichletSearcher, n: int, start: int = 0) -> list:
+def dirichlet(prior=PRIOR, *args, max_trials=None, **kw) -> TuneSearcher:
+    """The Dirichlet proposer as the engine hands it to Tune."""
+    return TuneSearcher(DirichletProposer(prior, *args, **kw), max_trials=max_trials)
+
+
+def _suggest(searcher, n: int, start: int = 0) -> list:
     return [searcher.suggest(f"t{i}") for i in range(start, start + n)]
 
 
-def test_searcher_is_a_tune_searcher_and_suggests_the_named_mixture():
-    s = DirichletSearcher(PRIOR, "mix", seed=0)
-    assert isinstance(s, Searcher)
+def test_proposer_suggests_the_named_mixture_and_tune_sees_a_searcher():
+    s = DirichletProposer(PRIOR, "mix", seed=0)
+    assert isinstance(s, Proposer) and isinstance(dirichlet(), Searcher)
     config = s.suggest("t0")
     assert list(config) == ["mix"]
     assert list(config["mix"]) == list(PRIOR)
@@ -127,17 +136,17 @@ def test_searcher_is_a_tune_searcher_and_suggests_the_named_mixture():
 
 
 def test_searcher_is_reproducible_for_a_seed():
-    a = _suggest(DirichletSearcher(PRIOR, seed=3), 6)
-    b = _suggest(DirichletSearcher(PRIOR, seed=3), 6)
-    c = _suggest(DirichletSearcher(PRIOR, seed=4), 6)
+    a = _suggest(DirichletProposer(PRIOR, seed=3), 6)
+    b = _suggest(DirichletProposer(PRIOR, seed=3), 6)
+    c = _suggest(DirichletProposer(PRIOR, seed=4), 6)
     assert a == b
     assert a != c
     assert len({tuple(x["mix"].values()) for x in a}) == 6
 
 
 def test_fixed_points_come_first_and_do_not_shift_the_random_draws():
-    plain = _suggest(DirichletSearcher(PRIOR, seed=1), 3)
-    s = DirichletSearcher(PRIOR, seed=1, points_to_evaluate=[{"web": 1.0}, {"mix": {"code": 1, "math": 1}}])
+    plain = _suggest(DirichletProposer(PRIOR, seed=1), 3)
+    s = DirichletProposer(PRIOR, seed=1, points_to_evaluate=[{"web": 1.0}, {"mix": {"code": 1, "math": 1}}])
     got = _suggest(s, 5)
     assert got[0]["mix"] == {"web": 1.0, "code": 0.0, "books": 0.0, "math": 0.0}
     assert got[1]["mix"] == {"web": 0.0, "code": 0.5, "books": 0.0, "math": 0.5}
@@ -148,40 +157,63 @@ def test_fixed_points_come_first_and_do_not_shift_the_random_draws():
 
 def test_unknown_domain_in_a_fixed_point_is_a_user_error():
     with pytest.raises(UserError, match="poetry"):
-        DirichletSearcher(PRIOR, points_to_evaluate=[{"poetry": 1.0}])
+        DirichletProposer(PRIOR, points_to_evaluate=[{"poetry": 1.0}])
 
 
 def test_max_trials_counts_fixed_points_then_finishes():
-    s = DirichletSearcher(PRIOR, max_trials=3, points_to_evaluate=[PRIOR])
+    s = dirichlet(max_trials=3, points_to_evaluate=[PRIOR])
     got = _suggest(s, 5)
     assert all(isinstance(g, dict) for g in got[:3])
     assert got[3:] == [Searcher.FINISHED, Searcher.FINISHED]
 
 
 def test_save_and_restore_continue_the_same_sequence(tmp_path):
-    reference = _suggest(DirichletSearcher(PRIOR, seed=11, max_trials=6, points_to_evaluate=[{"web": 1}]), 7)
-    first = DirichletSearcher(PRIOR, seed=11, max_trials=6, points_to_evaluate=[{"web": 1}], metric="loss")
+    reference = _suggest(dirichlet(seed=11, max_trials=6, points_to_evaluate=[{"web": 1}]), 7)
+    first = dirichlet(seed=11, max_trials=6, points_to_evaluate=[{"web": 1}], metric="loss")
     head = _suggest(first, 3)
     first.on_trial_complete("t0", {"loss": 2.5})
     path = tmp_path / "searcher-state.json"
     first.save(str(path))
 
-    second = DirichletSearcher({"x": 1.0, "y": 1.0}, seed=999)  # everything comes from the checkpoint
+    second = dirichlet({"x": 1.0, "y": 1.0}, seed=999, max_trials=6)  # everything comes from the checkpoint
     second.restore(str(path))
     tail = _suggest(second, 4, start=3)
     assert head + tail == reference
     assert tail[-1] == Searcher.FINISHED
-    assert second.results == {"t0": 2.5}
+    assert second.proposer.results == {"t0": 2.5}
     second.on_trial_complete("t1", {"loss": 1.0})
-    assert second.results["t1"] == 1.0
+    assert second.proposer.results["t1"] == 1.0
 
 
-def test_completed_trials_are_recorded_with_the_metric_tune_sets():
-    s = DirichletSearcher(PRIOR)
-    s.set_search_properties("m.loss", "min", {})
+def test_resume_suggests_the_unfinished_mixtures_again_and_counts_this_run_afresh(tmp_path):
+    path = tmp_path / "searcher-state.json"
+    first = TuneSearcher(DirichletProposer(PRIOR, seed=5, metric="loss"), max_trials=4, state_path=path)
+    got = _suggest(first, 3)
+    first.on_trial_complete("t0", {"loss": 2.0})
+    first.sync()  # t1 and t2 are running when the process dies
+    second = TuneSearcher(DirichletProposer({"x": 1.0, "y": 1.0}), max_trials=2, state_path=path)
+    assert second.resume() == 2
+    assert _suggest(second, 3, start=10) == [got[1], got[2], Searcher.FINISHED]
+    assert second.proposer.results == {"t0": 2.0}
+
+
+def test_a_version_1_state_file_still_loads(tmp_path):
+    """State written before the Tune adapter: the proposer's state at top level, with max_trials in it."""
+    old = DirichletProposer(PRIOR, seed=2, metric="loss")
+    _suggest(old, 2)
+    state = {**old.state_dict(), "version": 1, "max_trials": 10}
+    path = tmp_path / "searcher-state.json"
+    path.write_text(json.dumps(state))
+    resumed = TuneSearcher(DirichletProposer(PRIOR), max_trials=3, state_path=path)
+    assert resumed.resume() == 2
+    assert resumed.proposer.n_random == 2
+
+
+def test_completed_trials_are_recorded_with_the_study_metric():
+    s = dirichlet(metric="m.loss")
     s.suggest("a")
     s.suggest("b")
     s.on_trial_complete("a", {"m.loss": 3.0})
     s.on_trial_complete("b", None, error=True)
     s.on_trial_complete("never-suggested", {"m.loss": 1.0})
-    assert s.results == {"a": 3.0, "b": None}
+    assert s.proposer.results == {"a": 3.0, "b": None}

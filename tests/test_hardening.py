@@ -22,7 +22,7 @@ from sweeper.cli import main
 from sweeper.engine import run_study
 from sweeper.errors import StudyError, UserError
 from sweeper.guard import resources_shortfall
-from sweeper.search import build_searcher
+from sweeper.search.build import build_searcher
 from sweeper.spec import parse_study
 from sweeper.store import read_reports, read_trials
 from tests.helpers import run, study_data, write_study
@@ -46,7 +46,7 @@ def test_optuna_searcher_pickles_and_keeps_working(tmp_path):
     copy = pickle.loads(pickle.dumps(searcher))
     assert copy.suggest("b") is not None and set(first) == {"n_params", "lr"}
     copy.on_trial_complete("a", {"m.loss": 1.0, "cost": 2.0, "sweeper.final": True})
-    trials = copy.study.get_trials(deepcopy=False)
+    trials = copy.proposer.study.get_trials(deepcopy=False)
     assert [t.state.name for t in trials] == ["COMPLETE", "RUNNING"]
 
 

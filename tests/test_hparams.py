@@ -73,9 +73,9 @@ def test_bad_requests_are_user_errors():
     trials = analytic_trials(200)
     with pytest.raises(UserError, match="--metric: m.acc"):
         fit_hparam_laws(trials, metric="m.acc")
-    with pytest.raises(UserError, match="--params: optimizer: cannot be fitted: not numeric"):
+    with pytest.raises(UserError, match="params: optimizer: cannot be fitted: not numeric"):
         fit_hparam_laws(trials, params=["optimizer"])
-    with pytest.raises(UserError, match="--params: width: no column"):
+    with pytest.raises(UserError, match="params: width: no column"):
         fit_hparam_laws(trials, params=["width"])
     with pytest.raises(UserError, match="at least 3"):
         fit_power_law("lr", np.array([1.0, 2.0]), np.array([1.0, 2.0]))

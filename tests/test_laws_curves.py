@@ -11,7 +11,6 @@ import pytest
 from sweeper.errors import UserError
 from sweeper.laws.curves import (
     Curve,
-    curves_from_study,
     early_stop,
     fit_annealing,
     lr_areas,
@@ -107,6 +106,7 @@ def test_early_stop_decisions():
 
 
 def test_curves_from_a_study_rebuild_the_schedule(tmp_path):
+    from sweeper.law_inputs import loss_curves
     from sweeper.store import ResultStore
 
     store = ResultStore(tmp_path, "curves")
@@ -118,7 +118,7 @@ def test_curves_from_a_study_rebuild_the_schedule(tmp_path):
                       "step": step, "tokens": step * 4096, "time": now, "m.loss": float(loss[step - 1]),
                       "m.lr": float(lr[step - 1])})
     store.flush()
-    (cv,) = curves_from_study(tmp_path, "m.loss")
+    (cv,) = loss_curves(tmp_path, "m.loss")
     assert cv.lr.size == STEPS and cv.run == "a"
     assert np.abs(cv.lr[WARMUP:] - lr[WARMUP:]).max() < 1e-5
     fit = fit_annealing(cv, bootstrap=0)
@@ -127,4 +127,4 @@ def test_curves_from_a_study_rebuild_the_schedule(tmp_path):
     assert fit.predict(cv.lr, [STEPS])[0] == pytest.approx(loss[-1], rel=1e-3)
     assert schedule_from_log([1, 3], [1.0, 3.0], 4).tolist() == [1.0, 2.0, 3.0, 3.0]
     with pytest.raises(UserError, match="m.lr2: no such column"):
-        curves_from_study(tmp_path, "m.loss", lr="m.lr2")
+        loss_curves(tmp_path, "m.loss", lr="m.lr2")

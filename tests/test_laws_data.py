@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 
 from sweeper.errors import UserError
-from sweeper.laws.data import distinct_levels, drop_highest, load_study, load_table, split_largest
+from sweeper.law_inputs import law_points, table_points
+from sweeper.laws.data import distinct_levels, drop_highest, split_largest
 from sweeper.store import ResultStore
 
 
@@ -41,7 +42,7 @@ def write_study(path, sizes=(1e6, 4e6, 1.6e7), budgets=(2e7, 8e7, 3.2e8), steps=
 
 def test_final_losses_of_finished_trials(tmp_path):
     write_study(tmp_path, status={0: "error", 1: "pruned"})
-    data = load_study(tmp_path, "m.loss")
+    data = law_points(tmp_path, "m.loss")
     assert len(data) == 7 and data.n_runs == 7
     assert np.allclose(data.c, 6 * data.n * data.d, rtol=1e-6)
     assert np.allclose(data.loss, [_loss(n, d) for n, d in zip(data.n, data.d, strict=True)], rtol=1e-6)
@@ -50,7 +51,7 @@ def test_final_losses_of_finished_trials(tmp_path):
 
 def test_intermediate_checkpoints_keep_their_run(tmp_path):
     write_study(tmp_path, status={0: "error", 1: "pruned"})
-    data = load_study(tmp_path, "m.loss", intermediate=True, min_fraction=0.3)
+    data = law_points(tmp_path, "m.loss", intermediate=True, min_fraction=0.3)
     # 8 trials (done or pruned) x the 4 checkpoints at >= 30% of their tokens.
     assert len(data) == 32 and data.n_runs == 8
     assert set(np.unique(data.run, return_counts=True)[1]) == {4}
@@ -67,45 +68,45 @@ def test_a_size_reported_once_per_run_is_spread_over_its_checkpoints(tmp_path):
         store.append({"trial_id": f"t{t}", "row_kind": "summary", "status": "done", "attempt": 0, "report_index": 3,
                       "step": 3, "tokens": 3000, "flops": 1.8e4 * n, "time": now, "m.loss": 2.7})
     store.flush()
-    inter = load_study(tmp_path, "m.loss", n="m.n_params", intermediate=True)
+    inter = law_points(tmp_path, "m.loss", n="m.n_params", intermediate=True)
     assert len(inter) == 9 and sorted(set(inter.n)) == [1e5, 2e5, 4e5]
-    final = load_study(tmp_path, "m.loss", n="m.n_params")
+    final = law_points(tmp_path, "m.loss", n="m.n_params")
     assert final.n.tolist() == [1e5, 2e5, 4e5]
 
 
 def test_nan_losses_are_dropped_with_a_warning_that_counts_them(tmp_path):
     write_study(tmp_path, nan_trials=(2, 5))
     with pytest.warns(UserWarning, match="dropped 2 of 9 points"):
-        data = load_study(tmp_path, "m.loss")
+        data = law_points(tmp_path, "m.loss")
     assert len(data) == 7
 
 
 def test_bad_columns_and_values_are_user_errors(tmp_path):
     write_study(tmp_path)
     with pytest.raises(UserError, match="m.acc: no such column; metrics: m.loss"):
-        load_study(tmp_path, "m.acc")
+        law_points(tmp_path, "m.acc")
     with pytest.raises(UserError, match="not a study results folder"):
-        load_study(tmp_path / "missing", "m.loss")
-    data = load_study(tmp_path, "m.loss", n="cfg.width")
+        law_points(tmp_path / "missing", "m.loss")
+    data = law_points(tmp_path, "m.loss", n="cfg.width")
     with pytest.raises(UserError, match="cfg.width: no such column, so no values for N.*--n COL"):
         data.get("n")
     table = tmp_path / "t.csv"
     pl.DataFrame({"N": [1e6, -1.0, 3e6], "C": [1e15, 2e15, 3e15], "loss": [3.0, 2.9, 2.8]}).write_csv(table)
     with pytest.raises(UserError, match="N: N \\(parameters\\) must be positive"):
-        load_table(table, "loss", n="N", c="C")
+        table_points(table, "loss", n="N", c="C")
     pl.DataFrame({"N": [1e6, 2e6], "D": [1e8, 2e8], "loss": [3.0, 0.0]}).write_csv(table)
     with pytest.raises(UserError, match="losses must be positive"):
-        load_table(table, "loss", n="N", d="D")
+        table_points(table, "loss", n="N", d="D")
 
 
 def test_tables_derive_tokens_from_compute(tmp_path):
     frame = pl.DataFrame({"N": [1e6, 2e6, 4e6], "C": [6e14, 2.4e15, 9.6e15], "loss": [3.0, None, 2.5]})
     frame.write_parquet(tmp_path / "t.parquet")
     with pytest.warns(UserWarning, match="dropped 1 of 3"):
-        data = load_table(tmp_path / "t.parquet", "loss", n="N", c="C")
+        data = table_points(tmp_path / "t.parquet", "loss", n="N", c="C")
     assert data.d == pytest.approx([1e8, 4e8])
     with pytest.raises(UserError, match="name at least one of --n, --d, --c"):
-        load_table(tmp_path / "t.parquet", "loss")
+        table_points(tmp_path / "t.parquet", "loss")
 
 
 def test_levels_holdout_and_outliers():

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from sweeper.errors import UserError
-from sweeper.laws.data import LawData, drop_highest, load_table
+from sweeper.law_inputs import table_points
+from sweeper.laws.data import LawData, drop_highest
 from sweeper.laws.power import LawFit, PowerSumProblem, allocation, backtest, fit_law
 
 # The synthetic workload's law (workloads/synthetic TRUE_PARAMS), generated here with numpy at the
@@ -146,7 +147,7 @@ def test_bad_inputs_are_user_errors():
 def test_matches_the_published_chinchilla_replication(shared_data):
     """Besiroglu et al. 2024 on the points extracted from Hoffmann et al.'s Figure 4 (5 outliers dropped)."""
     table = shared_data / "chinchilla" / "epoch_svg_extracted_data.csv"
-    data = drop_highest(load_table(table, "loss", n="Model Size", c="Training FLOP"), 5)
+    data = drop_highest(table_points(table, "loss", n="Model Size", c="Training FLOP"), 5)
     assert len(data) == 240
     fit = fit_law(data, "chinchilla", bootstrap=0)
     published = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from sweeper.engine import run_study
-from sweeper.search import mixture_prior
+from sweeper.plan import mixture_prior
 from sweeper.spec import parse_study
 from sweeper.store import read_trials
 from workloads.synthetic import optimal_mixture

@@ -81,7 +81,7 @@ def test_bad_override_is_a_clear_error(tmp_path):
 
 
 def test_sampler_options_are_checked(tmp_path):
-    from sweeper.search import build_sampler
+    from sweeper.search.build import build_sampler
 
     study = parse_study(study_data(search={"sampler": "tpe", "options": {"n_startup_trials": 3}}))
     assert build_sampler(study).__class__.__name__ == "TPESampler"

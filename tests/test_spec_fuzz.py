@@ -104,7 +104,7 @@ def test_sampler_options_give_a_working_searcher_or_a_clear_error(tmp_path_facto
 
     import optuna
 
-    from sweeper.search import build_searcher
+    from sweeper.search.build import build_searcher
 
     factory = {"tpe": optuna.samplers.TPESampler, "gp": optuna.samplers.GPSampler,
                "cmaes": optuna.samplers.CmaEsSampler, "random": optuna.samplers.RandomSampler,

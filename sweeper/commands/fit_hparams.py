@@ -35,12 +35,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from sweeper.errors import UserError
     from sweeper.laws import hparams
-    from sweeper.store import read_trials
+    from sweeper.results import StudyResults
 
     study = Path(args.dir)
     if not study.is_dir():
         raise UserError(f"{args.dir}: no such study folder")
-    trials = read_trials(study, phase=args.phase)
+    trials = StudyResults(study).trials(args.phase)
     if trials.is_empty():
         raise UserError(f"{args.dir}: no finished trials (no summary rows under {study / 'rows'})")
     metric = hparams.resolve_column(trials, args.metric, "metric")

@@ -13,7 +13,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from sweeper.commands.predict_law import accept_negative_numbers
+from sweeper.commands.options import accept_negative_numbers
 
 LAWS = ("chinchilla", "power")
 
@@ -67,6 +67,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sweeper.errors import UserError
+    from sweeper.law_inputs import law_points, table_points
     from sweeper.laws import data as lawdata
     from sweeper.laws.power import X_NAMES, backtest, fit_law
 
@@ -81,13 +82,12 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if args.table:
-            data = lawdata.load_table(args.table, args.loss, n=args.n, d=args.d, c=args.c, run=args.run,
-                                      flops_per_token_param=args.flops_per_token_param)
+            data = table_points(args.table, args.loss, n=args.n, d=args.d, c=args.c, run=args.run,
+                                flops_per_token_param=args.flops_per_token_param)
         else:
-            data = lawdata.load_study(args.dir, args.loss, n=args.n or "cfg.n_params", d=args.d or "tokens",
-                                      c=args.c or "flops", intermediate=args.intermediate,
-                                      min_fraction=args.min_fraction,
-                                      flops_per_token_param=args.flops_per_token_param)
+            data = law_points(args.dir, args.loss, n=args.n or "cfg.n_params", d=args.d or "tokens",
+                              c=args.c or "flops", intermediate=args.intermediate, min_fraction=args.min_fraction,
+                              flops_per_token_param=args.flops_per_token_param)
         data = lawdata.drop_highest(data, args.drop_highest)
         options = {"bootstrap": args.bootstrap, "by": args.by, "level": args.level, "seed": args.seed,
                    "optimizer": args.optimizer, "flops_per_token_param": args.flops_per_token_param}
@@ -104,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(fit.to_dict(samples=False), indent=2))
     else:
-        _print(fit, args.output, plots)
+        from sweeper.views.law import print_law_fit
+
+        print_law_fit(fit, args.output, plots)
     return 0
 
 
@@ -116,49 +118,3 @@ def _plots(fit, data, png: str) -> list[Path]:
     if fit.law == "chinchilla":
         out.append(plot_isoflops(fit, data, path.with_name(f"{path.stem}-isoflops{path.suffix or '.png'}")))
     return out
-
-
-def _print(fit, output: str | None, plots: list[Path]) -> None:
-    import numpy as np
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    print(f"{fit.law} law: {fit.form}")
-    table = Table()
-    table.add_column("param")
-    table.add_column("value", justify="right")
-    table.add_column(f"{fit.level:.0%} interval", justify="right")
-    intervals = fit.intervals
-    for name, value in fit.params.items():
-        lo_hi = intervals.get(name)
-        table.add_row(name, f"{value:.5g}", f"[{lo_hi[0]:.5g}, {lo_hi[1]:.5g}]" if lo_hi else "-")
-    console.print(table)
-    info = fit.info
-    print(f"{fit.n_points} points from {fit.n_runs} runs ({fit.data.get('source')}); Huber objective "
-                  f"{fit.objective:.6g}; fit {info.get('fit_s', 0):.2f} s ({info.get('starts_at_optimum')}/"
-                  f"{info.get('starts')} starts at the optimum), bootstrap {fit.bootstrap.get('replicates')} x "
-                  f"{fit.bootstrap.get('by')} {info.get('bootstrap_s', 0):.2f} s")
-    if fit.law == "chinchilla":
-        p = fit.params
-        s = p["alpha"] + p["beta"]
-        budgets = np.array([1e21, 1e23, 1e25])
-        opt = fit.compute_optimal(budgets)
-        print(f"compute-optimal (C = {fit.flops_per_token_param:g} N D): N* ~ C^{p['beta'] / s:.3f}, "
-                      f"D* ~ C^{p['alpha'] / s:.3f}")
-        tpp = opt["tokens_per_param"]
-        for i, c in enumerate(budgets):
-            band = f" [{tpp.lo[i]:.3g}, {tpp.hi[i]:.3g}]" if np.isfinite(tpp.lo[i]) else ""
-            print(f"  C = {c:.0e}: N* {opt['n'].value[i]:.3g}, D* {opt['d'].value[i]:.3g}, "
-                  f"D/N {tpp.value[i]:.3g}{band}, L* {opt['loss'].value[i]:.4g}")
-    if fit.holdout:
-        h = fit.holdout
-        held = h["held_out"]
-        cov = h["predictive_coverage"]
-        print(f"holdout: without the {held['count']} largest {held['by']} level(s) "
-                      f"({held['from']:.3g}..{held['to']:.3g}, {held['extrapolation']:.3g}x beyond the fit's "
-                      f"largest): {h['n_test']} points, mean |rel err| {h['mean_abs_rel_error']:.2%}, "
-                      f"max {h['max_abs_rel_error']:.2%}, bias {h['mean_rel_error']:+.2%}"
-                      + (f"; {cov:.0%} inside the predicted range of a run" if cov is not None else ""))
-    for path in [*([output] if output else []), *plots]:
-        print(f"wrote {path}")

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from sweeper.errors import UserError
 
 DEFAULT_TARGET = "m.loss.valid.target"
 DEFAULT_STUDY_WEIGHTS = "mix.*"
 DEFAULT_FROM_OUT = "mixture_fit"
-TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 
 EXAMPLES = """\
 examples:
@@ -40,7 +37,7 @@ mixture_fit.json, mixture_predicted_vs_measured.png, mixture_weights.png; with -
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``sweeper fit mixture``."""
-    from sweeper.laws.mixture import MODELS
+    from sweeper.laws.mixture import AUTO, DEFAULT_TRANSFORM, MODELS, TRANSFORMS
 
     parser.description = (
         "RegMix: fit a regression from mixture weights to a target metric (LightGBM, linear, log-quadratic "
@@ -72,6 +69,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              f"./{DEFAULT_FROM_OUT} with --from)")
     parser.add_argument("--models", default=",".join(MODELS), metavar="LIST",
                         help=f"regressions to compare, comma-separated (default {','.join(MODELS)})")
+    parser.add_argument("--transform", choices=(AUTO, *TRANSFORMS), default=DEFAULT_TRANSFORM,
+                        help="what the regressions learn: the target itself (none), its ranks (rank: the search "
+                             "needs only the order, and a few very bad mixtures do not dominate the fit), "
+                             "log(target) or -1/target (inverse); auto (default) cross-validates each and keeps "
+                             "the best; predictions are in target units")
     parser.add_argument("--folds", type=int, default=5, metavar="K", help="cross-validation folds (default 5)")
     parser.add_argument("--samples", type=int, default=100_000, metavar="N",
                         help="mixtures drawn around the prior and scored by the fit (default 100000)")
@@ -88,19 +90,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Fit, search, write the outputs; print a summary. Returns the exit code."""
-    import numpy as np
-    import polars as pl
-
     from sweeper import regmix_fit as rf
-    from sweeper.laws.mixture import spearman
-    from sweeper.regmix_fit import study_prior
+    from sweeper.commands.options import one_source, output_paths, parse_prior
+    from sweeper.tables import read_tables, write_table
 
-    if bool(args.study) == bool(args.tables):
-        raise UserError("fit mixture: give either a study results folder DIR or --from TABLE")
+    one_source(args.study, args.tables, "fit mixture")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if args.study:
-        source, target = str(args.study), args.target or DEFAULT_TARGET
-        proxies, missing = rf.load_study_proxies(args.study, target, args.phase,
+        source = str(args.study)
+        proxies, missing = rf.load_study_proxies(args.study, args.target or DEFAULT_TARGET, args.phase,
                                                  args.weights or DEFAULT_STUDY_WEIGHTS)
         keep = [c for c in ("trial_id",) if c in proxies.frame.columns]
     else:
@@ -115,118 +113,26 @@ def run(args: argparse.Namespace) -> int:
 
     prior = parse_prior(args.prior, proxies.domains) if args.prior else None
     if prior is None and args.study:
-        prior = study_prior(args.study, proxies.domains)
+        prior = rf.study_prior(args.study, proxies.domains)
     result = rf.fit_and_search(proxies, prior, mode=args.mode, models=models, folds=args.folds, seed=args.seed,
-                               samples=args.samples, top_k=args.top_k)
+                               samples=args.samples, top_k=args.top_k, transform=args.transform)
 
-    out_dir, out_file = output_paths(args.out, args.study)
-    written: list[Path] = []
-    scored_rho, extra_sets = None, []
+    out_dir, out_file = output_paths(args.out, Path(args.study) / "mixture" if args.study else Path(DEFAULT_FROM_OUT))
+    scored = None
     if args.score:
-        other = read_tables(args.score, args.on, "--score")
-        missing_cols = [c for c in proxies.columns if c not in other.columns]
-        if missing_cols:
-            raise UserError(f"{' + '.join(args.score)}: --score: missing weight columns {', '.join(missing_cols)}")
-        predicted = result.fit.predict(rf.weight_matrix(other, proxies.columns, " + ".join(args.score)))
-        scored = other.with_columns(pl.Series("predicted", predicted))
-        written.append(rf.write_table(scored, out_file if out_file is not None else out_dir / "scored.csv"))
-        if proxies.target in other.columns:
-            measured = other[proxies.target].cast(pl.Float64, strict=False).to_numpy()
-            ok = np.isfinite(measured)
-            if ok.sum() >= 2:
-                scored_rho = spearman(predicted[ok], measured[ok])
-                extra_sets.append((f"scored ({int(ok.sum())}), rho {scored_rho:.4f}", measured[ok], predicted[ok]))
+        other = " + ".join(args.score)
+        scored = rf.score_mixtures(result, proxies, read_tables(args.score, args.on, "--score"), f"--score: {other}")
+        scored_path = write_table(scored.frame, out_file if out_file is not None else out_dir / "scored.csv")
+    extra_sets = ([(f"scored ({len(scored.measured)}), rho {scored.rho:.4f}", scored.measured, scored.predicted)]
+                  if scored is not None and scored.rho is not None else [])
     written = rf.write_outputs(result, proxies, out_dir, source=source, keep=keep,
                                predictions_path=out_file if (out_file is not None and not args.score) else None,
-                               extra_sets=extra_sets, held_out_spearman=scored_rho) + written
-
+                               extra_sets=extra_sets, held_out_spearman=scored.rho if scored else None)
     lines = rf.report_lines(result, source)
-    if args.score:
-        rho_text = f"Spearman rho {scored_rho:.4f}" if scored_rho is not None else f"no {proxies.target} to compare"
-        lines.insert(2, f"  scored {' + '.join(args.score)}: {rho_text}")
+    if scored is not None:
+        written.append(scored_path)
+        rho = f"Spearman rho {scored.rho:.4f}" if scored.rho is not None else f"no {proxies.target} to compare"
+        lines.insert(2, f"  scored {' + '.join(args.score)}: {rho}")
     print("\n".join(lines))
     print("  wrote " + ", ".join(str(p) for p in written))
     return 0
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Inputs
-
-
-def read_table(path: str | Path, flag: str) -> Any:
-    """A CSV, TSV or Parquet file as a Polars DataFrame."""
-    import polars as pl
-
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{flag}: {path}: no such file (expected a CSV or Parquet table)")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pl.read_parquet(path)
-        if suffix in (".csv", ".tsv", ".txt"):
-            return pl.read_csv(path, separator="\t" if suffix == ".tsv" else ",", infer_schema_length=10_000)
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise UserError(f"{flag}: {path}: cannot read the table ({exc})") from None
-    raise UserError(f"{flag}: {path}: unknown table format {path.suffix!r} (expected .csv, .tsv or .parquet)")
-
-
-def read_tables(paths: Sequence[str], on: Sequence[str] | None, flag: str) -> Any:
-    """One table, or several joined (inner) on ``on`` or on the columns they all share."""
-    frames = [read_table(p, flag) for p in paths]
-    if len(frames) == 1:
-        return frames[0]
-    keys = list(on) if on else [c for c in frames[0].columns if all(c in f.columns for f in frames[1:])]
-    if not keys:
-        raise UserError(f"{flag}: {', '.join(paths)}: the tables share no column to join on; name one with --on")
-    for path, f in zip(paths, frames, strict=True):
-        missing = [k for k in keys if k not in f.columns]
-        if missing:
-            raise UserError(f"{flag}: {path}: --on: no column {', '.join(missing)}")
-        if f.select(keys).is_duplicated().any():
-            raise UserError(f"{flag}: {path}: join key {', '.join(keys)} is not unique; name the key with --on")
-    joined = frames[0]
-    for f in frames[1:]:
-        joined = joined.join(f, on=keys, how="inner")
-    if joined.is_empty():
-        raise UserError(f"{flag}: {', '.join(paths)}: no rows match on {', '.join(keys)}")
-    return joined
-
-
-def parse_prior(text: str, domains: Sequence[str]) -> dict[str, float]:
-    """``--prior``: 'domain=share,...' or a YAML/JSON file holding {domain: share} (or mix: {...})."""
-    import yaml
-
-    path = Path(text)
-    if path.suffix.lower() in (".yaml", ".yml", ".json") or path.is_file():
-        if not path.is_file():
-            raise UserError(f"--prior: {path}: no such file")
-        data = yaml.safe_load(path.read_text())
-        if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), dict):
-            data = next(iter(data.values()))
-    else:
-        data = {}
-        for part in text.split(","):
-            name, sep, value = part.partition("=")
-            if not sep:
-                raise UserError(f"--prior: {part!r}: expected domain=share")
-            data[name.strip()] = value.strip()
-    if not isinstance(data, dict):
-        raise UserError(f"--prior: expected a mapping {{domain: share}}, got {type(data).__name__}")
-    from sweeper.maths.simplex import as_mixture
-
-    return as_mixture(data, domains, "--prior")
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Outputs
-
-
-def output_paths(out: str | None, study: str | None) -> tuple[Path, Path | None]:
-    """(folder for the outputs, predictions file or None) from ``-o``."""
-    if out is None:
-        return (Path(study) / "mixture" if study else Path(DEFAULT_FROM_OUT)), None
-    path = Path(out)
-    if path.suffix.lower() in TABLE_SUFFIXES:
-        return (path.parent if str(path.parent) else Path(".")), path
-    return path, None

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 
-NEGATIVE_NUMBER = re.compile(r"^-(?:(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|inf|infinity|nan)$", re.IGNORECASE)
-"""What argparse should read as a (negative) number, not as an option: -1, -2.5, -1e9, -2.5E+3, -inf."""
+from sweeper.commands.options import accept_negative_numbers
+
 NO_BOOTSTRAP = "(this fit has no bootstrap samples: refit with `sweeper fit law ... --bootstrap B` for intervals)"
 
 
@@ -27,19 +26,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--c", type=float, metavar="C", help="training compute in FLOPs, e.g. 1.2e20")
     parser.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     accept_negative_numbers(parser)
-
-
-def accept_negative_numbers(parser: argparse.ArgumentParser) -> None:
-    """Let ``--n -1e9`` reach ``run``, which refuses it with the positivity message.
-
-    argparse takes an argument that starts with '-' for an option unless it matches the parser's private
-    ``_negative_number_matcher``, which in older Pythons (3.11 among them) knows -1 and -2.5 but not -1e9
-    (newer ones know -1e9 but not -inf), so ``--n -1e9`` failed inside argparse with "expected one
-    argument". A ``type=`` function cannot help (argparse refuses before calling it) and there is no public
-    hook, so this parser's matcher is set here; the parser has no option that looks like a negative
-    number, so none is shadowed.
-    """
-    parser._negative_number_matcher = NEGATIVE_NUMBER  # noqa: SLF001 - see the docstring
 
 
 def run(args: argparse.Namespace) -> int:

@@ -319,20 +319,18 @@ def early_stop(prefix: Curve, best_final: float, *, margin: float = 0.0, min_poi
                               f"{verdict} {threshold:.4g}", threshold, pred)
 
 
-def curves_from_study(study_dir: str, loss: str, lr: str = "m.lr", total_steps: str | None = None,
-                      ) -> list[Curve]:
-    """The loss curves of a study's trials, with each schedule rebuilt from the logged LR (``lr`` column)."""
+def curves_from_reports(reports: Any, loss: str, lr: str = "m.lr", total_steps: str | None = None,
+                        source: str = "reports") -> list[Curve]:
+    """Loss curves from report rows (``trial_id``, ``step``, ``loss``, ``lr``; one attempt per trial), each
+    schedule rebuilt from the logged LR (``lr`` column)."""
     import polars as pl
 
-    from sweeper import store
-
-    rows = store.read_reports(study_dir)
     for col in (loss, lr):
-        if col not in rows.columns:
-            raise UserError(f"{study_dir}: {col}: no such column")
+        if col not in reports.columns:
+            raise UserError(f"{source}: {col}: no such column")
     out = []
-    for (trial,), part in rows.group_by(["trial_id"], maintain_order=True):
-        part = part.filter(pl.col("attempt") == pl.col("attempt").max()).sort("step")
+    for (trial,), part in reports.group_by(["trial_id"], maintain_order=True):
+        part = part.sort("step")
         steps = part["step"].to_numpy()
         total = int(part[total_steps].max()) if total_steps else int(steps.max())
         sched = schedule_from_log(steps, part[lr].cast(pl.Float64).to_numpy(), total)

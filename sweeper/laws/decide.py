@@ -48,7 +48,7 @@ import numpy as np
 import polars as pl
 
 from sweeper.atomic import write_text_atomic
-from sweeper.errors import UserError
+from sweeper.errors import ParameterError, UserError
 
 FORMAT = "sweeper.decide/1"
 TIE_RTOL = 1e-9
@@ -196,23 +196,23 @@ def from_frame(frame: pl.DataFrame, *, recipe: str, size: str, metrics: Sequence
     (each run a single final row); non-numeric sizes then give no order and are refused.
     """
     if not metrics:
-        raise UserError(f"{source}: --metric: name at least one metric column")
-    flags = {"--recipe": recipe, "--size": size, "--seed": seed, "--compute": compute}
-    for flag, col in [*flags.items(), *(("--metric", m) for m in metrics)]:
+        raise ParameterError("metrics", "name at least one metric column", source=source)
+    columns = {"recipe": recipe, "size": size, "seed": seed, "compute": compute}
+    for param, col in [*columns.items(), *(("metrics", m) for m in metrics)]:
         if col is not None and col not in frame.columns:
-            raise UserError(f"{source}: {flag}: no column {col!r} (columns: {_list(frame.columns)})")
+            raise ParameterError(param, f"no column {col!r} (columns: {_list(frame.columns)})", source=source)
     if len(set(metrics)) != len(metrics):
-        raise UserError(f"{source}: --metric: each metric once, got {list(metrics)}")
+        raise ParameterError("metrics", f"each metric once, got {list(metrics)}", source=source)
     size_value = _numeric(frame[size])
     if compute is not None:
-        comp = _as_float(frame, compute, source, "--compute")
+        comp = _as_float(frame, compute, source, "compute")
         unit = "FLOPs"
     elif size_value is not None:
         comp = size_value
         unit = f"{size} (no --compute: sizes stand in for compute)"
     else:
-        raise UserError(f"{source}: --compute: sizes in {size!r} are not numeric; name the compute column (FLOPs) "
-                        f"so sizes can be ordered and predictors costed")
+        raise ParameterError("compute", f"sizes in {size!r} are not numeric; name the compute column (FLOPs) "
+                             "so sizes can be ordered and predictors costed", source=source)
     if frame[recipe].null_count() or frame[size].null_count():
         raise UserError(f"{source}: --recipe/--size: {recipe!r} and {size!r} must have a value in every row")
     labels = _labels(frame[size], size_value)
@@ -222,7 +222,7 @@ def from_frame(frame: pl.DataFrame, *, recipe: str, size: str, metrics: Sequence
         "seed": frame[seed].cast(pl.Utf8).fill_null("?") if seed else pl.Series([""] * frame.height),
         "compute": comp,
         "_size_value": size_value if size_value is not None else pl.Series([None] * frame.height, dtype=pl.Float64),
-        **{m: _as_float(frame, m, source, "--metric", allow_null=True) for m in metrics},
+        **{m: _as_float(frame, m, source, "metrics", allow_null=True) for m in metrics},
     })
     points = points.with_columns(run=pl.concat_str("recipe", "size", "seed", separator="\x1f"))
     dup = points.filter(pl.struct("run", "compute").is_duplicated())
@@ -236,43 +236,28 @@ def from_frame(frame: pl.DataFrame, *, recipe: str, size: str, metrics: Sequence
     return _build(points, list(metrics), _directions(metrics, higher_is_better, source), target_size, source, unit)
 
 
-def load_study(study_dir: str | Path, *, metrics: Sequence[str] | None = None, target_size: Any = None,
-               higher_is_better: bool | Collection[str] | None = None, phase: str | None = None) -> Runs:
-    """Runs of a study's finished trials (``cfg.recipe``, ``cfg.size``, ``seed``, ``flops``), with their
-    reports as checkpoints. Metrics, target size and directions default to the study's ``decide:`` block
-    (in ``DIR/study.yaml``), then to ``m.loss.valid.target``, the largest size and lower-is-better."""
-    from sweeper import store
-
-    study_dir = Path(study_dir)
-    source = str(study_dir)
-    if not store.rows_dir(study_dir).is_dir():
-        raise UserError(f"{study_dir}: not a study results folder (no rows/ with Parquet files)")
-    block = study_decide_block(study_dir)
-    trials = store.read_trials(study_dir, phase=phase)
+def from_study_frames(trials: pl.DataFrame, reports: pl.DataFrame, *, metrics: Sequence[str],
+                      target_size: Any = None, higher_is_better: bool | Collection[str] = False,
+                      source: str = "study") -> Runs:
+    """Runs of a study's finished trials (``cfg.recipe``, ``cfg.size``, ``seed``, ``flops``; one summary row
+    each) with their ``reports`` (rows of the same attempts) as checkpoints. ``metrics`` are metric names,
+    with or without the ``m.`` prefix."""
     if trials.is_empty():
-        raise UserError(f"{study_dir}: no finished trials yet")
+        raise UserError(f"{source}: no trial has finished (status done) yet")
     for col in ("cfg.recipe", "cfg.size"):
         if col not in trials.columns:
-            raise UserError(f"{study_dir}: {col}: no such column; a DataDecide study has choice parameters 'recipe' "
+            raise UserError(f"{source}: {col}: no such column; a DataDecide study has choice parameters 'recipe' "
                             f"and 'size' (see studies/datadecide.yaml)")
-    trials = (trials.sort("trial_id", "attempt").unique(subset="trial_id", keep="last", maintain_order=True)
-              .filter(pl.col("status") == "done"))
-    if trials.is_empty():
-        raise UserError(f"{study_dir}: no trial has finished (status done) yet")
     names = trials.columns
-    wanted = list(metrics) if metrics else list(block.get("metrics") or [DEFAULT_METRIC])
-    wanted = [_metric_column(m, names, source) for m in wanted]
+    wanted = [_metric_column(m, names, source) for m in metrics]
     if len(set(wanted)) != len(wanted):
-        raise UserError(f"{source}: --metric: each metric once, got {wanted}")
-    if higher_is_better is None:
-        higher_is_better = block.get("higher_is_better", False)
+        raise ParameterError("metrics", f"each metric once, got {wanted}", source=source)
     if not isinstance(higher_is_better, bool):
         higher_is_better = [_metric_column(m, names, source) for m in higher_is_better]
-    if target_size is None:
-        target_size = block.get("target_size")
     keep = trials.select("trial_id", "attempt", final_compute=pl.col("flops"))
-    reports = store.read_reports(study_dir, phase=phase).join(keep, on=["trial_id", "attempt"])
-    reports = reports.filter(pl.col("flops") < pl.col("final_compute") * (1 - 1e-9))
+    if reports.height:
+        reports = reports.join(keep, on=["trial_id", "attempt"])
+        reports = reports.filter(pl.col("flops") < pl.col("final_compute") * (1 - 1e-9))
 
     def shape(rows: pl.DataFrame) -> pl.DataFrame:
         return rows.select(
@@ -286,36 +271,12 @@ def load_study(study_dir: str | Path, *, metrics: Sequence[str] | None = None, t
     return _build(points, wanted, _directions(wanted, higher_is_better, source), target_size, source, "FLOPs")
 
 
-def study_decide_block(study_dir: str | Path) -> dict[str, Any]:
-    """The ``decide:`` block of the study saved in ``DIR/study.yaml`` (empty when absent)."""
-    import yaml
-
-    path = Path(study_dir) / "study.yaml"
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
-    block = data.get("decide") if isinstance(data, dict) else None
-    if block is None:
-        return {}
-    if not isinstance(block, dict):
-        raise UserError(f"{path}: decide: expected a mapping (target_size, metrics, higher_is_better)")
-    metrics = block.get("metrics")
-    if metrics is not None and (not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics)
-                                or not metrics):
-        raise UserError(f"{path}: decide.metrics: expected a non-empty list of metric names")
-    hib = block.get("higher_is_better", False)
-    if not isinstance(hib, (bool, list)):
-        raise UserError(f"{path}: decide.higher_is_better: expected true, false or a list of metric names")
-    return block
-
-
 def _metric_column(name: str, columns: Sequence[str], source: str) -> str:
     for candidate in (name, f"m.{name}"):
         if candidate in columns:
             return candidate
     metrics = [c for c in columns if c.startswith("m.")]
-    raise UserError(f"{source}: --metric: no column {name!r}; metrics: {_list(metrics) or 'none'}")
+    raise ParameterError("metrics", f"no column {name!r}; metrics: {_list(metrics) or 'none'}", source=source)
 
 
 def _directions(metrics: Sequence[str], higher_is_better: bool | Collection[str], source: str) -> dict[str, bool]:
@@ -324,7 +285,8 @@ def _directions(metrics: Sequence[str], higher_is_better: bool | Collection[str]
     chosen = set(higher_is_better)
     unknown = sorted(chosen - set(metrics))
     if unknown:
-        raise UserError(f"{source}: --maximize: {_list(unknown)} not among the metrics ({_list(metrics)})")
+        raise ParameterError("higher_is_better", f"{_list(unknown)} not among the metrics ({_list(metrics)})",
+                             source=source)
     return {m: m in chosen for m in metrics}
 
 
@@ -344,13 +306,13 @@ def _labels(series: pl.Series, numeric: pl.Series | None) -> pl.Series:
     return series.cast(pl.Utf8)
 
 
-def _as_float(frame: pl.DataFrame, col: str, source: str, flag: str, allow_null: bool = False) -> pl.Series:
+def _as_float(frame: pl.DataFrame, col: str, source: str, param: str, allow_null: bool = False) -> pl.Series:
     try:
         values = frame[col].cast(pl.Float64, strict=True)
     except (pl.exceptions.PolarsError, ValueError):
-        raise UserError(f"{source}: {flag}: column {col!r} is not numeric ({frame[col].dtype})") from None
+        raise ParameterError(param, f"column {col!r} is not numeric ({frame[col].dtype})", source=source) from None
     if not allow_null and values.null_count():
-        raise UserError(f"{source}: {flag}: column {col!r} has {values.null_count()} missing values")
+        raise ParameterError(param, f"column {col!r} has {values.null_count()} missing values", source=source)
     return values
 
 
@@ -374,7 +336,8 @@ def _build(points: pl.DataFrame, metrics: list[str], directions: dict[str, bool]
              .sort("c", "_size_value", "size", nulls_last=True))
     sizes = order["size"].to_list()
     if len(sizes) < 2:
-        raise UserError(f"{source}: --size: {len(sizes)} distinct size(s); DataDecide needs proxy sizes and a target")
+        raise ParameterError("size", f"{len(sizes)} distinct size(s); DataDecide needs proxy sizes and a target",
+                             source=source)
     target = _resolve_size(target_size, sizes, order, source)
     metric = metrics[0]
     at_target = finals.filter((pl.col("size") == target) & pl.col(metric).is_not_null())
@@ -388,7 +351,7 @@ def _build(points: pl.DataFrame, metrics: list[str], directions: dict[str, bool]
         raise UserError(f"{source}: {metric}: {len(have)} recipe(s) have a final value at the target size "
                         f"{target!r}; decisions need at least 2")
     if sizes.index(target) == 0:
-        raise UserError(f"{source}: --target-size {target!r} is the smallest size; no proxy size is smaller")
+        raise ParameterError("target_size", f"{target!r} is the smallest size; no proxy size is smaller", source=source)
     larger = sizes[sizes.index(target) + 1:]
     if larger:
         notes.append(f"sizes larger than the target ({', '.join(larger)}) are not used as proxies")
@@ -417,7 +380,7 @@ def _resolve_size(value: Any, sizes: list[str], order: pl.DataFrame, source: str
         for label, v in zip(order["size"].to_list(), order["_size_value"].to_list(), strict=True):
             if v is not None and math.isclose(v, wanted, rel_tol=1e-6):
                 return label
-    raise UserError(f"{source}: --target-size: {text!r} is not one of the sizes ({_list(sizes)})")
+    raise ParameterError("target_size", f"{text!r} is not one of the sizes ({_list(sizes)})", source=source)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -713,14 +676,14 @@ def evaluate(runs: Runs, *, predictors: Sequence[str] = PREDICTORS, checkpoints:
     """
     unknown = [p for p in predictors if p not in PREDICTORS]
     if unknown:
-        raise UserError(f"--predictors: {_list(unknown)}: expected some of {_list(PREDICTORS)}")
+        raise ParameterError("predictors", f"{_list(unknown)}: expected some of {_list(PREDICTORS)}")
     if law_seeds not in ("each", "all"):
-        raise UserError(f"--law-seeds: {law_seeds!r}: expected 'each' or 'all'")
+        raise ParameterError("law_seeds", f"{law_seeds!r}: expected 'each' or 'all'")
     bad = [f for f in checkpoints if not 0 < f <= 1]
     if bad or not checkpoints:
-        raise UserError(f"--checkpoints: expected fractions in (0, 1], got {list(checkpoints)}")
+        raise ParameterError("checkpoints", f"expected fractions in (0, 1], got {list(checkpoints)}")
     if max_subsets < 1:
-        raise UserError(f"--max-subsets: expected at least 1, got {max_subsets}")
+        raise ParameterError("max_subsets", f"expected at least 1, got {max_subsets}")
     truth = _truth(runs)
     if pair_score(truth.good, truth.good).pairs == 0:
         raise UserError(f"{runs.source}: {runs.metric}: every recipe ties at the target size {runs.target_size!r}; "

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from sweeper.errors import UserError
+from sweeper.errors import ParameterError, UserError
 from sweeper.maths.pareto import Mode, pareto_front
 
 CFG = "cfg."
@@ -143,9 +143,9 @@ def fit_hparam_laws(
     else:
         for name in params:
             if name not in reasons:
-                raise UserError(f"--params: {name}: no column cfg.{name}; the trials have {sorted(reasons)}")
+                raise ParameterError("params", f"{name}: no column cfg.{name}; the trials have {sorted(reasons)}")
             if reasons[name]:
-                raise UserError(f"--params: {name}: cannot be fitted: {reasons[name]}")
+                raise ParameterError("params", f"{name}: cannot be fitted: {reasons[name]}")
         names = list(params)
     costs = front[cost_column].to_numpy()
     return [fit_power_law(name, costs, front[CFG + name].to_numpy()) for name in names]

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from sweeper.atomic import write_text_atomic
-from sweeper.errors import UserError
+from sweeper.errors import ParameterError, UserError
 from sweeper.laws.data import FLOPS_PER_TOKEN_PARAM, LawData, distinct_levels, split_largest
 
 HUBER_DELTA = 1e-3
@@ -254,7 +254,7 @@ def _law_vars(law: str, x: str | None) -> tuple[str, ...]:
         return ("n", "d")
     if law == "power":
         return (X_NAMES[x or "flops"],)
-    raise UserError(f"--law: {law!r}: expected one of {', '.join(LAWS)}")
+    raise ParameterError("law", f"{law!r}: expected one of {', '.join(LAWS)}")
 
 
 def check_points(data: LawData, law: str, x: str | None = None) -> None:
@@ -378,7 +378,7 @@ class LawFit:
             raise UserError(f"compute-optimal allocation needs the chinchilla law, not {self.law}")
         c = np.asarray(c, dtype=float)
         if np.any(c <= 0):
-            raise UserError("--c: compute must be positive")
+            raise ParameterError("c", "compute must be positive")
         point = allocation(self.vector, c, self.flops_per_token_param)
         if self.samples is None or len(self.samples) == 0:
             return {k: Prediction(v, v * np.nan, v * np.nan, self.level) for k, v in point.items()}
@@ -611,13 +611,13 @@ def fit_law(data: LawData, law: str = "chinchilla", x: str | None = None, *, boo
     if law == "power":
         x = x or "flops"
         if x not in X_NAMES:
-            raise UserError(f"--x: {x!r}: expected one of {', '.join(X_NAMES)}")
+            raise ParameterError("x", f"{x!r}: expected one of {', '.join(X_NAMES)}")
     else:
         x = None
     if by not in ("run", "size"):
-        raise UserError(f"--by: {by!r}: expected 'run' or 'size'")
+        raise ParameterError("by", f"{by!r}: expected 'run' or 'size'")
     if not 0 < level < 1:
-        raise UserError(f"--level: {level}: expected a number between 0 and 1")
+        raise ParameterError("level", f"{level}: expected a number between 0 and 1")
     check_points(data, law, x)
     from threadpoolctl import threadpool_limits
 

@@ -15,7 +15,7 @@ share of the available tokens, i.e. repeat it for more epochs than that; the pap
 the paper uses 2e-4).
 
 `sample_mixtures` is a pure function of its arguments and seed (no Ray, no Optuna: the laws use it too);
-`sweeper.search.dirichlet.DirichletSearcher` wraps it as a Ray Tune ``Searcher``.
+`sweeper.search.dirichlet.DirichletProposer` suggests from it (Ray Tune drives it through `sweeper.search.tune`).
 """
 
 from __future__ import annotations

@@ -26,24 +26,22 @@ processes. The whole algorithm is in this file:
 4. Trials still running ("pending") enter the metric model with Thompson samples of their outcome, so
    concurrent suggestions spread out instead of repeating each other.
 
-`CostAwareSearch` is the plain core (suggest / observe / state_dict / load_state_dict); `CostAwareSearcher`
-wraps it as a Ray Tune `Searcher`. The state is a JSON-ready dict, and a search restored from it continues
+`CostAwareSearch` is the plain core (suggest / observe / state_dict / load_state_dict); `CostAwareProposer`
+adapts it to sweeper's `Proposer` interface (trial ids, final and pruned results), which
+`sweeper.search.tune` hands to Ray Tune. The state is a JSON-ready dict, and a search restored from it continues
 with exactly the suggestions the original would have made.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from ray.tune.search import Searcher
 from scipy.special import erfcx, ndtr
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessClassifier, GaussianProcessRegressor
@@ -51,9 +49,9 @@ from sklearn.gaussian_process.kernels import RBF, ConstantKernel, DotProduct, Ke
 from sklearn.preprocessing import PowerTransformer
 from threadpoolctl import threadpool_limits
 
-from sweeper.atomic import write_text_atomic
 from sweeper.errors import UserError
 from sweeper.maths.pareto import Mode, pareto_front
+from sweeper.search.base import Proposer
 
 Scale = Literal["linear", "log", "logit"]
 STATE_VERSION = 1
@@ -589,8 +587,8 @@ class CostAwareSearch:
 # Ray Tune
 
 
-class CostAwareSearcher(Searcher):
-    """`CostAwareSearch` as a Ray Tune searcher.
+class CostAwareProposer(Proposer):
+    """`CostAwareSearch` as a `Proposer` (Ray Tune drives it through `sweeper.search.tune`).
 
     Each finished trial is observed with `metric` and `cost` (e.g. "m.loss" and "cost" or "flops") from
     its last result, or the latest result that had them. Errored trials, and trials whose metric is NaN or
@@ -604,13 +602,8 @@ class CostAwareSearcher(Searcher):
     the scheduler judged it on, but its cost and its place on the front do not. Without `complete_key`,
     every trial is taken at face value: what it reached for what it spent.
 
-    After `max_trials` suggestions in this run the searcher returns `Searcher.FINISHED`.
-
-    State: `save`/`restore` write and read JSON, and Tune calls them to checkpoint the searcher with its
-    experiment (a Tune restore continues the same run: trials in flight stay pending). With `state_path`,
-    `sync()` also writes the state there (atomically, fsynced, only when it changed), and a searcher built
-    with `resume=True` starts from that file as a new run: observations kept, trials that were in flight
-    in the previous process forgotten (they never report to this one), and `max_trials` counted afresh.
+    After a crash (`requeue_unfinished`) the observations are kept and the trials that were in flight are
+    forgotten (they never report to the new process).
     """
 
     def __init__(
@@ -620,60 +613,39 @@ class CostAwareSearcher(Searcher):
         metric: str = "m.loss",
         cost: str = "cost",
         mode: Mode = "min",
-        max_trials: int | None = None,
         complete_key: str | None = None,
         seed: int = 0,
-        state_path: str | Path | None = None,
-        resume: bool = False,
         **options: Any,
     ):
-        super().__init__(metric=metric, mode=mode)
         accepted = set(inspect.signature(CostAwareSearch).parameters) - {"dimensions", "mode", "seed"}
         unknown = sorted(set(options) - accepted)
         if unknown:
             raise UserError(f"search.options: cost_aware has no option(s) {unknown}; it takes {sorted(accepted)}")
         self.search = CostAwareSearch(dimensions, mode=mode, seed=seed, **options)
+        self.metric = metric
         self.cost_key = cost
         self.complete_key = complete_key
-        self.max_trials = max_trials
         self._live: dict[str, dict[str, Any]] = {}
         self._latest: dict[str, dict[str, float]] = {}  # trial -> last reported metric and cost
-        self._suggested = 0  # in this run
-        self.state_path = Path(state_path) if state_path is not None else None
-        self._dirty = False
-        if resume and self.state_path is not None and self.state_path.exists():
-            self.restore(str(self.state_path))
-            for trial_id in self._live:
-                self.search.forget(trial_id)
-            self._live, self._latest, self._suggested = {}, {}, 0
 
-    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
-        # The search space is fixed at construction; constants in Tune's param_space are merged by Tune.
-        return False
-
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        if self.max_trials is not None and self._suggested >= self.max_trials:
-            return Searcher.FINISHED
+    def suggest(self, trial_id: str) -> dict[str, Any]:
         config = self.search.suggest(key=trial_id)
         self._live[trial_id] = config
-        self._suggested += 1
-        self._dirty = True
         return dict(config)
 
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
-        # Metrics may come only in some reports (e.g. at evaluation steps): keep the latest of each, so a
-        # trial stopped right after a report without them is still observed with its last values.
-        latest = self._latest.setdefault(trial_id, {})
-        for key in (self.metric, self.cost_key):
-            if result.get(key) is not None:
-                latest[key] = result[key]
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+    def observe(self, trial_id: str, result: Mapping[str, Any] | None, *, final: bool, error: bool = False) -> None:
+        if not final:
+            # Metrics may come only in some reports (e.g. at evaluation steps): keep the latest of each, so a
+            # trial stopped right after a report without them is still observed with its last values.
+            latest = self._latest.setdefault(trial_id, {})
+            for key in (self.metric, self.cost_key):
+                if (result or {}).get(key) is not None:
+                    latest[key] = result[key]
+            return
         config = self._live.pop(trial_id, None)
         latest = {**self._latest.pop(trial_id, {}), **{k: v for k, v in (result or {}).items() if v is not None}}
         if config is None:
             return
-        self._dirty = True
         metric, cost = latest.get(self.metric), latest.get(self.cost_key)
         if error:
             self.search.observe(config, None, cost, failed=True, key=trial_id)
@@ -689,27 +661,17 @@ class CostAwareSearcher(Searcher):
             raise UserError(f"search: cost: trial results have no {self.cost_key!r}; got {sorted(result)}")
         self.search.observe(config, metric, cost, pruned=pruned, key=trial_id)
 
-    def save(self, checkpoint_path: str) -> None:
-        write_text_atomic(Path(checkpoint_path), json.dumps(self._state()))
+    def requeue_unfinished(self) -> int:
+        stale = list(self._live)
+        for trial_id in stale:
+            self.search.forget(trial_id)
+        self._live, self._latest = {}, {}
+        return len(stale)
 
-    def restore(self, checkpoint_path: str) -> None:
-        state = json.loads(Path(checkpoint_path).read_text())
+    def state_dict(self) -> dict[str, Any]:
+        return {"search": self.search.state_dict(), "live": self._live, "latest": self._latest}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.search.load_state_dict(state["search"])
         self._live = {str(k): dict(v) for k, v in state["live"].items()}
         self._latest = {str(k): dict(v) for k, v in state["latest"].items()}
-        self._suggested = int(state["suggested"])
-
-    def sync(self) -> None:
-        """Make the state durable at `state_path` if it changed (the engine calls this with each Parquet sync)."""
-        if self.state_path is not None and self._dirty:
-            write_text_atomic(self.state_path, json.dumps(self._state()), fsync=True)
-            self._dirty = False
-
-    def _state(self) -> dict[str, Any]:
-        return {
-            "search": self.search.state_dict(),
-            "live": self._live,
-            "latest": self._latest,
-            "suggested": self._suggested,
-        }
-

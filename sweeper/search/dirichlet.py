@@ -1,53 +1,46 @@
-"""The RegMix mixture sampler as a Ray Tune ``Searcher``: its i-th random suggestion depends only on (seed,
-i), so a study and its seed always give the same mixtures, and a restored searcher continues where the
-saved one stopped. The sampling itself is `sweeper.maths.simplex`."""
+"""The RegMix mixture sampler as a `Proposer`: its i-th random suggestion depends only on (seed, i), so a
+study and its seed always give the same mixtures, and a restored proposer continues where the saved one
+stopped. The sampling itself is `sweeper.maths.simplex`; Ray Tune drives it through `sweeper.search.tune`."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ray.tune.search import Searcher
 
-from sweeper.atomic import write_text_atomic
 from sweeper.errors import UserError
 from sweeper.maths.simplex import DirichletOptions, as_mixture, make_options, normalize_prior, sample_mixtures
+from sweeper.search.base import Proposer
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1 also held max_trials, now counted by the Tune adapter
 
 
-class DirichletSearcher(Searcher):
-    """Ray Tune searcher suggesting ``{param: {domain: weight, ...}}`` from `sample_mixtures`.
+class DirichletProposer(Proposer):
+    """Suggests ``{param: {domain: weight, ...}}`` from `sample_mixtures`.
 
     The prior (e.g. each domain's share of the available tokens) fixes the domains and their order.
     Fixed points (``points_to_evaluate`` or `add_points`: mixtures, or configs holding one under ``param``)
-    are suggested first, in order; then random draws, the i-th of which depends only on (seed, i). After
-    ``max_trials`` suggestions (fixed points included) `suggest` returns ``Searcher.FINISHED``.
-    The searcher does not adapt to results; it keeps each finished trial's ``metric`` (when one is set)
-    in ``results`` so that a driver can inspect them. `save`/`restore` write and read JSON.
+    are suggested first, in order; then random draws, the i-th of which depends only on (seed, i).
+    It does not adapt to results; it keeps each finished trial's ``metric`` (when one is set) in
+    ``results`` so that a driver can inspect them.
     """
 
-    def __init__(self, prior: Mapping[str, float], param: str = "mix", *, max_trials: int | None = None,
-                 seed: int = 0, points_to_evaluate: Sequence[Mapping[str, Any]] = (),
-                 metric: str | None = None, mode: str | None = None,
+    def __init__(self, prior: Mapping[str, float], param: str = "mix", *, seed: int = 0,
+                 points_to_evaluate: Sequence[Mapping[str, Any]] = (), metric: str | None = None,
                  options: DirichletOptions | None = None, **option_values: Any):
-        super().__init__(metric=metric, mode=mode)
         if not isinstance(prior, Mapping) or not prior:
             raise UserError("dirichlet: prior: expected a mapping {domain: share}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise UserError(f"dirichlet: seed: expected a non-negative integer, got {seed!r}")
-        if max_trials is not None and max_trials < 0:
-            raise UserError(f"dirichlet: max_trials: expected a non-negative integer, got {max_trials}")
         self.param = param
         self.domains: tuple[str, ...] = tuple(str(d) for d in prior)
         self.prior = dict(zip(self.domains, normalize_prior(prior).tolist(), strict=True))
         self.options = options if options is not None else make_options(option_values, "dirichlet")
         self.seed = int(seed)
-        self.max_trials = max_trials
+        self.metric = metric
         self.n_suggested = 0
         self.n_random = 0
         self._queue: list[dict[str, float]] = []
@@ -74,17 +67,7 @@ class DirichletSearcher(Searcher):
     def prior_vector(self) -> np.ndarray:
         return np.array([self.prior[d] for d in self.domains])
 
-    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
-        # The mixture space is fixed at construction; constants in Tune's param_space are merged by Tune.
-        if metric and not self._metric:
-            self._metric = metric
-        if mode and not self._mode:
-            self._mode = mode
-        return False
-
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        if self.max_trials is not None and self.n_suggested >= self.max_trials:
-            return Searcher.FINISHED
+    def suggest(self, trial_id: str) -> dict[str, Any]:
         if self._queue:
             mixture = self._queue.pop(0)
         else:
@@ -94,37 +77,35 @@ class DirichletSearcher(Searcher):
         self._live[trial_id] = mixture
         return {self.param: dict(mixture)}
 
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if self._live.pop(trial_id, None) is None:
+    def observe(self, trial_id: str, result: Mapping[str, Any] | None, *, final: bool, error: bool = False) -> None:
+        if not final or self._live.pop(trial_id, None) is None:
             return
         value = None
-        if result and not error and self._metric and self._metric in result:
-            value = float(result[self._metric])
+        if result and not error and self.metric and self.metric in result:
+            value = float(result[self.metric])
         self.results[trial_id] = value
 
     def state_dict(self) -> dict[str, Any]:
         """The searcher's whole state as JSON-ready data."""
         return {"version": STATE_VERSION, "param": self.param, "prior": self.prior, "seed": self.seed,
-                "options": asdict(self.options), "max_trials": self.max_trials,
-                "n_suggested": self.n_suggested, "n_random": self.n_random, "queue": self._queue,
-                "live": self._live, "results": self.results, "metric": self._metric, "mode": self._mode}
+                "options": asdict(self.options), "n_suggested": self.n_suggested, "n_random": self.n_random,
+                "queue": self._queue, "live": self._live, "results": self.results, "metric": self.metric}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue from `state_dict` output (the prior and options saved there replace the current ones)."""
-        if state.get("version") != STATE_VERSION:
+        if state.get("version") not in READABLE_VERSIONS:
             raise UserError(f"dirichlet searcher state: expected version {STATE_VERSION}, got {state.get('version')}")
         self.param = state["param"]
         self.domains = tuple(state["prior"])
         self.prior = {d: float(w) for d, w in state["prior"].items()}
         self.seed = int(state["seed"])
         self.options = DirichletOptions(**state["options"])
-        self.max_trials = state["max_trials"]
         self.n_suggested = int(state["n_suggested"])
         self.n_random = int(state["n_random"])
         self._queue = [dict(m) for m in state["queue"]]
         self._live = {str(k): dict(v) for k, v in state["live"].items()}
         self.results = dict(state["results"])
-        self._metric, self._mode = state.get("metric"), state.get("mode")
+        self.metric = state.get("metric")
 
     def requeue_unfinished(self) -> int:
         """After a crash: suggest the mixtures of trials that never finished again, first. Returns how many."""
@@ -133,9 +114,3 @@ class DirichletSearcher(Searcher):
         self._live = {}
         self.n_suggested -= len(stale)
         return len(stale)
-
-    def save(self, checkpoint_path: str) -> None:
-        write_text_atomic(checkpoint_path, json.dumps(self.state_dict()))
-
-    def restore(self, checkpoint_path: str) -> None:
-        self.load_state_dict(json.loads(Path(checkpoint_path).read_text()))

@@ -1,4 +1,4 @@
-"""A Ray Tune ``Searcher`` over Optuna's ask/tell interface.
+"""A `Proposer` over Optuna's ask/tell interface (Ray Tune drives it through `sweeper.search.tune`).
 
 The Optuna study lives in a ``JournalStorage`` file inside the results folder, so it survives a restart
 and ``optuna-dashboard`` or ``optuna.load_study`` can open it. Trials stopped early by a scheduler are told
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,10 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.trial import TrialState
-from ray.tune.search import Searcher
 
 from sweeper import space as space_mod
 from sweeper.plan import RunPlan
+from sweeper.search.base import Proposer
 from sweeper.space import Param
 from sweeper.spec import is_finite_number
 
@@ -71,12 +71,13 @@ def open_journal(results_dir: str | Path) -> tuple[JournalStorage, SyncLaterJour
         return JournalStorage(backend), backend
 
 
-class OptunaSearcher(Searcher):
+class OptunaProposer(Proposer):
     """Propose configs with any Optuna sampler; tell Optuna what each trial reported.
 
-    It pickles (Ray Tune saves its search algorithm with the experiment) without the live Optuna
-    objects, some of which hold locks: unpickled, it reopens the journal and builds its sampler again
-    with ``sampler_factory``.
+    Optuna's journal in the results folder is the sampler's memory; the state this proposer saves is only
+    which Tune trial is which Optuna trial. It pickles (Ray Tune saves its search algorithm with the
+    experiment) without the live Optuna objects, some of which hold locks: unpickled, it reopens the
+    journal and builds its sampler again with ``sampler_factory``.
     """
 
     def __init__(
@@ -86,9 +87,7 @@ class OptunaSearcher(Searcher):
         plan: RunPlan,
         results_dir: str | Path,
         study_name: str,
-        max_trials: int | None = None,
     ):
-        super().__init__(metric=plan.primary.key, mode=plan.primary.mode)
         self._space = space
         self._sampler_factory = sampler_factory
         self._plan = plan
@@ -98,8 +97,6 @@ class OptunaSearcher(Searcher):
         self._directions = ["minimize" if o.mode == "min" else "maximize" for o in plan.objectives]
         self._keys = plan.objective_keys
         self._multi = len(self._keys) > 1
-        self._max_trials = max_trials
-        self._asked = 0
         self._live: dict[str, optuna.Trial] = {}
         self._steps_told: dict[str, set[int]] = {}
         self._open()
@@ -129,21 +126,18 @@ class OptunaSearcher(Searcher):
         by_number = {t.number: t._trial_id for t in self.study.get_trials(deepcopy=False)}
         return {k: optuna.Trial(self.study, by_number[n]) for k, n in numbers.items() if n in by_number}
 
-    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
-        return True  # metric and mode come from the study, not from the TuneConfig
-
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        if self._max_trials is not None and self._asked >= self._max_trials:
-            return Searcher.FINISHED
+    def suggest(self, trial_id: str) -> dict[str, Any]:
         trial = self.study.ask()
         trial.set_user_attr("tune_trial_id", trial_id)
-        self._asked += 1
         self._live[trial_id] = trial
         return space_mod.ask(trial, self._space)
 
-    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+    def observe(self, trial_id: str, result: Mapping[str, Any] | None, *, final: bool, error: bool = False) -> None:
+        if final:
+            self._complete(trial_id, result, error)
+            return
         trial = self._live.get(trial_id)
-        value = result.get(self._keys[0])
+        value = (result or {}).get(self._keys[0])
         if trial is None or self._multi or not is_finite_number(value):
             return
         step = int(result.get("step", result.get("training_iteration", 0)))
@@ -152,7 +146,7 @@ class OptunaSearcher(Searcher):
             told.add(step)
             trial.report(float(value), step)
 
-    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+    def _complete(self, trial_id: str, result: Mapping[str, Any] | None, error: bool) -> None:
         trial = self._live.pop(trial_id, None)
         self._steps_told.pop(trial_id, None)
         if trial is None:
@@ -163,7 +157,7 @@ class OptunaSearcher(Searcher):
         values = [result.get(k) for k in self._keys]
         if not all(is_finite_number(v) for v in values):
             self.study.tell(trial, state=TrialState.FAIL)
-        elif self._plan.finished_run(result):
+        elif self._plan.finished_run(dict(result)):
             self.study.tell(trial, [float(v) for v in values])
         else:
             self.study.tell(trial, state=TrialState.PRUNED)
@@ -175,6 +169,7 @@ class OptunaSearcher(Searcher):
         for trial in stale:
             self.study.tell(trial.number, state=TrialState.FAIL)
             self.study.enqueue_trial(trial.params, user_attrs={"rerun_of": trial.number})
+        self._live, self._steps_told = {}, {}
         return len(stale)
 
     def sync(self) -> None:
@@ -182,11 +177,9 @@ class OptunaSearcher(Searcher):
         if self._journal is not None:
             self._journal.sync()
 
-    def save(self, checkpoint_path: str) -> None:
-        state = {"asked": self._asked, "live": {k: t.number for k, t in self._live.items()}}
-        Path(checkpoint_path).write_text(json.dumps(state))
+    def state_dict(self) -> dict[str, Any]:
+        """Which Tune trial is which Optuna trial (the rest is in Optuna's journal)."""
+        return {"live": {k: t.number for k, t in self._live.items()}}
 
-    def restore(self, checkpoint_path: str) -> None:
-        state = json.loads(Path(checkpoint_path).read_text())
-        self._asked = int(state["asked"])
-        self._live = self._trials_by_number(state["live"])
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._live = self._trials_by_number({str(k): int(v) for k, v in state.get("live", {}).items()})
