@@ -24,6 +24,8 @@ import polars as pl
 from sweeper.errors import UserError
 from sweeper.laws import mixture as mx
 from sweeper.laws.noise import NoiseEstimate, estimate_noise
+from sweeper.results import StudyResults
+from sweeper.tables import write_table
 
 REPLICATE_PHASE = "replicate"
 WEIGHT_DIGITS = 9  # weights rounded this far identify one mixture across runs
@@ -77,9 +79,12 @@ class RegMixFit:
                                                                                                baseline.value)
 
     def predicted_better_than_pick(self) -> list[Baseline]:
-        """Baselines the model itself predicts better than the averaged pick."""
-        better = (lambda v: v < self.pick.predicted) if self.pick.mode == "min" else (lambda v: v > self.pick.predicted)
-        return [b for b, v in self.predicted.items() if b is not Baseline.PICK and better(v)]
+        """Baselines the model itself predicts better than the averaged pick (compared on the model's own
+        scale, which a rank transform does not clip)."""
+        score = {b: float(self.fit.score(m)[0]) for b, m in self.baselines.items()}
+        pick = score[Baseline.PICK]
+        better = (lambda v: v < pick) if self.pick.mode == "min" else (lambda v: v > pick)
+        return [b for b, v in score.items() if b is not Baseline.PICK and better(v)]
 
     def summary(self, source: str, weights: Sequence[str], held_out_spearman: float | None = None) -> dict[str, Any]:
         """The content of ``mixture_fit.json``."""
@@ -95,11 +100,12 @@ class RegMixFit:
 
 def fit_and_search(proxies: Proxies, prior: Mapping[str, float] | None, *, mode: str = "min",
                    models: Sequence[str] = mx.MODELS, folds: int = 5, seed: int = 0, samples: int = 100_000,
-                   top_k: int = 128) -> RegMixFit:
-    """Fit the regressions, keep the best by cross-validated Spearman rho, search the simplex around
-    ``prior`` (None: the mean of the proxies) and predict every baseline."""
+                   top_k: int = 128, transform: str = mx.DEFAULT_TRANSFORM) -> RegMixFit:
+    """Fit the regressions (on ``transform`` of the target), keep the best by cross-validated Spearman rho,
+    search the simplex around ``prior`` (None: the mean of the proxies) and predict every baseline."""
     x, y = proxies.weights, proxies.values
-    fit = mx.fit_mixture(x, y, proxies.domains, models=models, folds=folds, seed=seed, target_name=proxies.target)
+    fit = mx.fit_mixture(x, y, proxies.domains, models=models, folds=folds, seed=seed, target_name=proxies.target,
+                         transform=transform)
     pick = mx.search_simplex(fit, prior, n_samples=samples, top_k=top_k, mode=mode, seed=seed)
     best_row = int(np.argmin(y) if mode == "min" else np.argmax(y))
     domains = proxies.domains
@@ -156,31 +162,18 @@ def proxies_from_table(frame: pl.DataFrame, pattern: str, target: str, source: s
     return Proxies(frame.filter(valid), columns, domains, target), int((~valid).sum())
 
 
-def finished_trials(study_dir: str | Path, phase: str | None) -> pl.DataFrame:
-    """The finished (done) trials of a phase: the last attempt of each (rows without a phase count)."""
-    from sweeper import store
-
-    study_dir = Path(study_dir)
-    if not store.rows_dir(study_dir).is_dir():
-        raise UserError(f"{study_dir}: not a study results folder (no rows/ with Parquet files)")
-    trials = store.read_trials(study_dir)
-    if phase and "phase" in trials.columns:
-        trials = trials.filter(pl.col("phase").is_null() | (pl.col("phase") == phase))
-    trials = trials.sort("trial_id", "attempt").unique(subset="trial_id", keep="last", maintain_order=True)
-    return trials.filter(pl.col("status") == "done")
-
-
 def load_study_proxies(study_dir: str | Path, target: str, phase: str = "search", pattern: str = "mix.*",
                        replicate_phase: str = REPLICATE_PHASE) -> tuple[Proxies, int]:
     """A study's proxies: its finished trials of ``phase`` ordered by mixture (so the same proxies give the
     same folds), with the replicates of ``replicate_phase`` folded in and the noise they measure."""
-    trials = finished_trials(study_dir, phase)
+    results = StudyResults(study_dir)
+    trials = results.finished_trials(phase)
     if trials.is_empty():
         raise UserError(f"{study_dir}: no trial has finished (status done) yet")
     weights = sorted(c for c in trials.columns if c.startswith("mix."))
     trials = trials.sort([*weights, "trial_id"])
     proxies, missing = proxies_from_table(trials, pattern, target, str(study_dir))
-    replicates = finished_trials(study_dir, replicate_phase) if replicate_phase != phase else pl.DataFrame()
+    replicates = results.finished_trials(replicate_phase) if replicate_phase != phase else pl.DataFrame()
     if replicates.is_empty() or target not in replicates.columns:
         return proxies, missing
     return _fold_in_replicates(proxies, replicates), missing
@@ -222,9 +215,9 @@ def _fold_in_replicates(proxies: Proxies, replicates: pl.DataFrame) -> Proxies:
 
 def study_prior(study_dir: str | Path, domains: Sequence[str]) -> dict[str, float] | None:
     """The prior the study in ``DIR/study.yaml`` sampled its mixtures around (its simplex parameter's
-    ``prior``, else the workload's token shares; see `sweeper.search.mixture_prior`), if there is one."""
+    ``prior``, else the workload's token shares; see `sweeper.plan.mixture_prior`), if there is one."""
     from sweeper.maths.simplex import as_mixture
-    from sweeper.search import mixture_prior
+    from sweeper.plan import mixture_prior
     from sweeper.spec import load_study
 
     path = Path(study_dir) / "study.yaml"
@@ -239,18 +232,6 @@ def study_prior(study_dir: str | Path, domains: Sequence[str]) -> dict[str, floa
 
 # --------------------------------------------------------------------------------------------------------------
 # Outputs
-
-
-def write_table(frame: pl.DataFrame, path: Path) -> Path:
-    """Write CSV or Parquet by the file's suffix, through a temporary name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        frame.write_parquet(tmp)
-    else:
-        frame.write_csv(tmp, separator="\t" if path.suffix.lower() == ".tsv" else ",")
-    tmp.replace(path)
-    return path
 
 
 def write_outputs(result: RegMixFit, proxies: Proxies, out_dir: Path, *, source: str, keep: Sequence[str] = (),
@@ -284,12 +265,48 @@ def write_outputs(result: RegMixFit, proxies: Proxies, out_dir: Path, *, source:
     return written
 
 
+@dataclass(frozen=True)
+class Scored:
+    """Other mixtures scored by a fit: their rows with a ``predicted`` column, and the Spearman rho against
+    the measured target where they have it."""
+
+    frame: pl.DataFrame
+    rho: float | None
+    measured: np.ndarray
+    predicted: np.ndarray
+
+
+def score_mixtures(result: RegMixFit, proxies: Proxies, other: pl.DataFrame, source: str) -> Scored:
+    """Predict the target for ``other``'s mixtures (the proxies' weight columns) with the fit."""
+    missing = [c for c in proxies.columns if c not in other.columns]
+    if missing:
+        raise UserError(f"{source}: missing weight columns {', '.join(missing)}")
+    predicted = result.fit.predict(weight_matrix(other, proxies.columns, source))
+    scored = other.with_columns(pl.Series("predicted", predicted))
+    if proxies.target not in other.columns:
+        return Scored(scored, None, np.empty(0), np.empty(0))
+    measured = other[proxies.target].cast(pl.Float64, strict=False).to_numpy()
+    ok = np.isfinite(measured)
+    rho = mx.spearman(predicted[ok], measured[ok]) if ok.sum() >= 2 else None
+    return Scored(scored, rho, measured[ok], predicted[ok])
+
+
+def _transform_text(name: str) -> str:
+    return {"none": "fitted on the target itself", "rank": "fitted on the target's ranks",
+            "log": "fitted on log(target)", "inverse": "fitted on -1/target"}[name]
+
+
 def report_lines(result: RegMixFit, source: str) -> list[str]:
     """What ``sweeper fit mixture`` and ``sweeper run`` print about a fit."""
     fit, pick = result.fit, result.pick
     lines = [f"fit mixture: {fit.n_rows} mixtures x {len(fit.domains)} domains -> {fit.target_name} ({source})",
-             f"  {fit.folds}-fold CV Spearman rho: " + "  ".join(f"{m} {r:.4f}" for m, r in fit.cv_rho.items())
-             + f"  -> using {fit.model}"]
+             f"  {fit.folds}-fold CV Spearman rho ({_transform_text(fit.transform_name)}): "
+             + "  ".join(f"{m} {r:.4f}" for m, r in fit.cv_rho.items()) + f"  -> using {fit.model}"]
+    if len(fit.cv_rho_by_transform) > 1:
+        best = {t: max((r for r in rhos.values() if r == r), default=float("nan"))
+                for t, rhos in fit.cv_rho_by_transform.items()}
+        lines.append("  target transform chosen by CV (best model's rho): "
+                     + "  ".join(f"{t} {r:.4f}" for t, r in best.items()) + f"  -> {fit.transform_name}")
     if result.noise is not None:
         lines.append(f"  signal and noise: {result.noise.describe()}")
     lines.append(f"  predicted best mixture (mean of top {pick.top_k} of {pick.n_samples}): predicted "

@@ -171,6 +171,9 @@ class RegMixSpec(_Strict):
     samples: int = Field(100_000, ge=100)
     top_k: int = Field(128, ge=1)
     models: list[str] = Field(default_factory=lambda: ["lightgbm", "linear", "logquad", "ensemble"], min_length=1)
+    transform: Literal["auto", "none", "rank", "log", "inverse"] = Field(
+        "auto", description="what the regression learns: the target (none), its ranks, log or -1/y; auto (the "
+                            "default) keeps the best by cross-validation")
     replicates: ReplicatesSpec | None = None
     validate_: ValidateSpec | None = Field(None, alias="validate")
 

@@ -46,6 +46,10 @@ def test_two_way_noise_removes_the_shared_seed_shift():
     noisy = estimate_noise(truth[:, None] + 0.3 * rng.standard_normal((8, 3)), truth + 0.3 * rng.standard_normal(8))
     assert noisy.too_noisy and "too noisy" in noisy.describe()
     assert estimate_noise(np.array([[1.0, np.nan]]), spread) is None  # no config with two seeds
+    # Two configs far worse than the rest (mostly-arithmetic proxies) do not inflate the spread, or the SNR.
+    corners = estimate_noise(table, np.concatenate([spread, [5.0, 6.0]]))
+    assert corners.spread_sd == pytest.approx(est.spread_sd, rel=0.35) and corners.spread_sd < 0.3
+    assert corners.spread_sd_plain > 1.0 and corners.summary()["spread_sd_plain"] == corners.spread_sd_plain
 
 
 def test_paired_comparison_counts_standard_errors():

@@ -19,6 +19,16 @@ predictions with the measured target (ranking mixtures is what the search needs)
 - ``ensemble``: the mean of ``lightgbm`` and ``logquad``: trees capture thresholds and interactions the
   smooth model misses, the smooth model carries the trend between and beyond the trees' steps.
 
+Target transforms (``TRANSFORMS``): the regression may learn a monotone transform of the target rather
+than the target itself. ``rank`` (each mixture's rank among the measured ones, scaled to 0-1) keeps what
+the search needs, the order, and stops a few very bad mixtures (a proxy trained only on arithmetic can
+score twice the loss of any sensible mixture) from spending the regression's capacity on the corners of
+the simplex; ``log`` and ``inverse`` (-1/y) compress large values less bluntly; ``none`` keeps the
+magnitudes, which on a smooth, quiet target place the optimum more precisely than ranks do. ``auto`` (the
+default) cross-validates every model on every transform with the same folds and keeps the best pair.
+Predictions are mapped back to target units (for ``rank`` by interpolating between the measured values, so
+they never leave their range); the search ranks mixtures by the model's own score.
+
 `fit_mixture` scores the requested models and refits the best on all rows; `search_simplex` draws fresh
 mixtures from the prior with `sweeper.maths.simplex.sample_mixtures` and averages the top k.
 """
@@ -31,12 +41,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from sweeper.errors import UserError
+from sweeper.errors import ParameterError, UserError
 
 if TYPE_CHECKING:
     from sweeper.maths.simplex import DirichletOptions
 
 MODELS: tuple[str, ...] = ("lightgbm", "linear", "logquad", "ensemble")
+TRANSFORMS: tuple[str, ...] = ("none", "rank", "log", "inverse")
+AUTO = "auto"
+DEFAULT_TRANSFORM = AUTO
 ENSEMBLE_MEMBERS: tuple[str, ...] = ("lightgbm", "logquad")
 LOG_FLOOR = 1e-3
 MIN_ROWS = 8
@@ -77,7 +90,7 @@ def make_model(name: str, *, n_rows: int, seed: int = 0, floor: float = LOG_FLOO
     if name == "ensemble":
         return VotingRegressor([(m, make_model(m, n_rows=n_rows, seed=seed, floor=floor))
                                 for m in ENSEMBLE_MEMBERS])
-    raise UserError(f"--models: {name}: unknown regression (expected one of {', '.join(MODELS)})")
+    raise ParameterError("models", f"{name}: unknown regression (expected one of {', '.join(MODELS)})")
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -91,11 +104,56 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
+class TargetTransform:
+    """A monotone increasing map from target values to the scale the regression learns, and back.
+
+    Built from the measured targets (``rank`` needs them to map a score back to a value).
+    """
+
+    name: str
+    measured: np.ndarray
+
+    def forward(self, y: np.ndarray) -> np.ndarray:
+        y = np.asarray(y, dtype=float)
+        if self.name == "rank":
+            from scipy.stats import rankdata
+
+            return (rankdata(y) - 0.5) / len(y)
+        if self.name == "log":
+            return np.log(y)
+        if self.name == "inverse":
+            return -1.0 / y
+        return y
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        z = np.asarray(z, dtype=float)
+        if self.name == "rank":
+            ordered = np.sort(self.measured)
+            return np.interp(z, (np.arange(len(ordered)) + 0.5) / len(ordered), ordered)
+        if self.name == "log":
+            return np.exp(z)
+        if self.name == "inverse":
+            return -1.0 / np.minimum(z, -1e-12)
+        return z
+
+
+def make_transform(name: str, y: np.ndarray, target_name: str = "target") -> TargetTransform:
+    """The `TargetTransform` ``name`` (one of ``TRANSFORMS``) for measured targets ``y``."""
+    if name not in TRANSFORMS:
+        raise ParameterError("transform", f"{name!r}: expected one of {', '.join(TRANSFORMS)}")
+    if name in ("log", "inverse") and not (np.asarray(y) > 0).all():
+        raise UserError(f"{target_name}: the {name} transform needs positive values, "
+                        f"found {int((np.asarray(y) <= 0).sum())} at or below zero")
+    return TargetTransform(name, np.asarray(y, dtype=float))
+
+
+@dataclass(frozen=True)
 class MixtureFit:
     """A fitted regression from mixture weights to a target, with its cross-validation record.
 
     ``model`` is the regression used; ``cv_rho`` holds the k-fold Spearman rho of every model tried and
-    ``cv_predictions`` their out-of-fold predictions (row order of ``weights``).
+    ``cv_predictions`` their out-of-fold predictions in target units (row order of ``weights``);
+    ``cv_scores`` are the same on the transformed scale the regression learns.
     """
 
     domains: tuple[str, ...]
@@ -110,6 +168,9 @@ class MixtureFit:
     seed: int = 0
     floor: float = LOG_FLOOR
     fitted: np.ndarray = field(default_factory=lambda: np.empty(0))
+    transform: TargetTransform | None = None
+    cv_scores: dict[str, np.ndarray] = field(default_factory=dict)
+    cv_rho_by_transform: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def rho(self) -> float:
@@ -120,8 +181,18 @@ class MixtureFit:
     def n_rows(self) -> int:
         return len(self.target)
 
+    @property
+    def transform_name(self) -> str:
+        return self.transform.name if self.transform is not None else "none"
+
     def predict(self, weights: np.ndarray | Mapping[str, float]) -> np.ndarray:
         """Predicted target for mixtures: an ``(n, domains)`` array (rows are normalised) or one mapping."""
+        scores = self.score(weights)
+        return scores if self.transform is None else self.transform.inverse(scores)
+
+    def score(self, weights: np.ndarray | Mapping[str, float]) -> np.ndarray:
+        """The regression's output on its own (transformed) scale: increasing in the predicted target, and
+        unlike ``predict`` never clipped to the measured range, so it still orders the extremes."""
         if isinstance(weights, Mapping):
             from sweeper.maths.simplex import as_mixture
 
@@ -136,7 +207,9 @@ class MixtureFit:
         rho = {m: (None if np.isnan(r) else r) for m, r in self.cv_rho.items()}
         return {"target": self.target_name, "model": self.model, "cv_spearman": rho,
                 "folds": self.folds, "rows": self.n_rows, "domains": list(self.domains),
-                "seed": self.seed, "log_floor": self.floor}
+                "seed": self.seed, "log_floor": self.floor, "transform": self.transform_name,
+                "cv_spearman_by_transform": {t: {m: (None if np.isnan(r) else r) for m, r in rhos.items()}
+                                             for t, rhos in self.cv_rho_by_transform.items()}}
 
 
 def _as_weights(weights: Any, n_domains: int | None, where: str) -> np.ndarray:
@@ -154,12 +227,13 @@ def _as_weights(weights: Any, n_domains: int | None, where: str) -> np.ndarray:
 
 def fit_mixture(weights: np.ndarray, target: np.ndarray, domains: Sequence[str] | None = None, *,
                 models: Sequence[str] = MODELS, folds: int = 5, seed: int = 0, floor: float = LOG_FLOOR,
-                target_name: str = "target") -> MixtureFit:
+                target_name: str = "target", transform: str = DEFAULT_TRANSFORM) -> MixtureFit:
     """Fit the regressions in ``models`` from mixture ``weights`` (rows normalised to sum to one) to
-    ``target``, score each by ``folds``-fold cross-validated Spearman rho and refit the best on all rows.
+    ``target`` (through ``transform``: one of ``TRANSFORMS``, or ``auto`` to try each), score each by
+    ``folds``-fold cross-validated Spearman rho (against the measured target) and refit the best on all rows.
 
-    Ties go to the model listed first. Out-of-fold predictions of ``ensemble`` are the mean of its
-    members' (the same folds, so this equals cross-validating the ensemble itself).
+    Ties go to the model, then the transform, listed first. Out-of-fold predictions of ``ensemble`` are the
+    mean of its members' (the same folds, so this equals cross-validating the ensemble itself).
     """
     from sklearn.model_selection import KFold, cross_val_predict
 
@@ -175,29 +249,45 @@ def fit_mixture(weights: np.ndarray, target: np.ndarray, domains: Sequence[str] 
     if np.ptp(y) == 0:
         raise UserError(f"{target_name}: every mixture has the same value ({y[0]:.6g}); nothing to learn")
     if not models:
-        raise UserError("--models: expected at least one of " + ", ".join(MODELS))
+        raise ParameterError("models", "expected at least one of " + ", ".join(MODELS))
     for name in models:
         if name not in MODELS:
-            raise UserError(f"--models: {name}: unknown regression (expected one of {', '.join(MODELS)})")
+            raise ParameterError("models", f"{name}: unknown regression (expected one of {', '.join(MODELS)})")
     if folds < 2:
-        raise UserError(f"--folds: expected at least 2, got {folds}")
+        raise ParameterError("folds", f"expected at least 2, got {folds}")
     if not floor > 0:
         raise UserError(f"log floor: expected a positive number, got {floor}")
 
+    if transform != AUTO and transform not in TRANSFORMS:
+        raise ParameterError("transform", f"{transform!r}: expected {AUTO} or one of {', '.join(TRANSFORMS)}")
     k = min(folds, len(y))
     splitter = KFold(n_splits=k, shuffle=True, random_state=seed)
     base = [m for m in MODELS if m != "ensemble" and (m in models or ("ensemble" in models and m in ENSEMBLE_MEMBERS))]
-    oof = {m: cross_val_predict(make_model(m, n_rows=len(y), seed=seed, floor=floor), x, y, cv=splitter)
-           for m in base}
-    if "ensemble" in models:
-        oof["ensemble"] = np.mean([oof[m] for m in ENSEMBLE_MEMBERS], axis=0)
-    oof = {m: oof[m] for m in models}
-    rho = {m: spearman(p, y) for m, p in oof.items()}
-    best = max(models, key=lambda m: (-np.inf if np.isnan(rho[m]) else rho[m], -list(models).index(m)))
-    estimator = make_model(best, n_rows=len(y), seed=seed, floor=floor).fit(x, y)
-    fitted = estimator.predict(x)
+    tried = [t for t in TRANSFORMS if t not in ("log", "inverse") or (y > 0).all()] if transform == AUTO \
+        else [transform]
+    by_transform: dict[str, tuple[TargetTransform, dict[str, np.ndarray], dict[str, float]]] = {}
+    for name in tried:
+        tf = make_transform(name, y, target_name)
+        z = tf.forward(y)
+        oof = {m: cross_val_predict(make_model(m, n_rows=len(y), seed=seed, floor=floor), x, z, cv=splitter)
+               for m in base}
+        if "ensemble" in models:
+            oof["ensemble"] = np.mean([oof[m] for m in ENSEMBLE_MEMBERS], axis=0)
+        oof = {m: oof[m] for m in models}
+        by_transform[name] = (tf, oof, {m: spearman(p, y) for m, p in oof.items()})
+    order = [(t, m) for t in tried for m in models]
+
+    def score(pair: tuple[str, str]) -> tuple[float, int]:
+        r = by_transform[pair[0]][2][pair[1]]
+        return (-np.inf if np.isnan(r) else r, -order.index(pair))
+
+    chosen, best = max(order, key=score)
+    tf, oof, rho = by_transform[chosen]
+    estimator = make_model(best, n_rows=len(y), seed=seed, floor=floor).fit(x, tf.forward(y))
     return MixtureFit(domains=names, target_name=target_name, model=best, estimator=estimator, cv_rho=rho,
-                      cv_predictions=oof, folds=k, weights=x, target=y, seed=seed, floor=floor, fitted=fitted)
+                      cv_predictions={m: tf.inverse(p) for m, p in oof.items()}, folds=k, weights=x, target=y,
+                      seed=seed, floor=floor, fitted=tf.inverse(estimator.predict(x)), transform=tf, cv_scores=oof,
+                      cv_rho_by_transform={t: v[2] for t, v in by_transform.items()})
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -242,16 +332,17 @@ def search_simplex(fit: MixtureFit, prior: Mapping[str, float] | Sequence[float]
     from sweeper.maths.simplex import normalize_prior, sample_mixtures
 
     if mode not in ("min", "max"):
-        raise UserError(f"--mode: expected min or max, got {mode!r}")
+        raise ParameterError("mode", f"expected min or max, got {mode!r}")
     if n_samples < 1 or not 1 <= top_k <= n_samples:
         raise UserError(f"--samples, --top-k: expected 1 <= top_k <= samples, got {top_k} of {n_samples}")
     centre = fit.weights.mean(axis=0) if prior is None else normalize_prior(prior, fit.domains)
     samples = sample_mixtures(centre, n_samples, seed=seed, options=options)
-    scores = fit.predict(samples)
+    scores = fit.score(samples)
     if plausible_within is not None:
-        typical_error = float(np.median(np.abs(fit.cv_predictions[fit.model] - fit.target)))
-        margin = plausible_within * typical_error
-        ok = scores >= fit.target.min() - margin if mode == "min" else scores <= fit.target.max() + margin
+        z = fit.transform.forward(fit.target) if fit.transform is not None else fit.target
+        cv = fit.cv_scores.get(fit.model, fit.cv_predictions[fit.model])
+        margin = plausible_within * float(np.median(np.abs(cv - z)))
+        ok = scores >= z.min() - margin if mode == "min" else scores <= z.max() + margin
         if ok.sum() >= top_k:
             samples, scores = samples[ok], scores[ok]
     order = np.argsort(scores if mode == "min" else -scores, kind="stable")[:top_k]
@@ -260,7 +351,7 @@ def search_simplex(fit: MixtureFit, prior: Mapping[str, float] | Sequence[float]
     pick /= pick.sum()
     mixture = dict(zip(fit.domains, pick.tolist(), strict=True))
     return MixturePick(mixture=mixture, predicted=float(fit.predict(pick[None, :])[0]),
-                       top_mean=float(scores[order].mean()), top_k=top_k, n_samples=len(samples), mode=mode,
+                       top_mean=float(fit.predict(top).mean()), top_k=top_k, n_samples=len(samples), mode=mode,
                        prior=dict(zip(fit.domains, centre.tolist(), strict=True)), top=top)
 
 

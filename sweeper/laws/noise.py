@@ -7,6 +7,11 @@ alike and cannot change their ranking; what can is ``e``. With a few configs rep
 seeds, ``e``'s standard deviation is the residual of the two-way table (configs x seeds), and the seed
 standard deviation (within a config, across seeds) is ``c_s`` and ``e`` together.
 
+The spread across configs is measured robustly (1.4826 x the median absolute deviation, the sd for normal
+data): a few configs far worse than the rest (a proxy trained almost only on arithmetic) would otherwise
+inflate the spread, and with it the SNR, while saying nothing about how well the sensible configs are told
+apart. The plain sd is kept beside it (``spread_sd_plain``).
+
 The signal-to-noise ratio compares the spread of the measured target across configs with that noise;
 ``1 - 1/SNR^2`` is the share of the measured spread that is real (the reliability), and its square root
 bounds the rank correlation any regression can reach against the truth.
@@ -29,9 +34,10 @@ class NoiseEstimate:
 
     seed_sd: float  # within a config, across seeds (pooled)
     paired_sd: float | None  # the part of it that differs between configs run with one seed
-    spread_sd: float  # across configs, one measurement each
+    spread_sd: float  # across configs, one measurement each (robust: 1.4826 x MAD)
     configs: int  # replicated configs used for the noise
     seeds: int  # seeds per replicated config (the smallest count)
+    spread_sd_plain: float | None = None  # the plain sd across configs, outliers and all
 
     @property
     def noise_sd(self) -> float:
@@ -65,7 +71,7 @@ class NoiseEstimate:
     def describe(self) -> str:
         """One line for people."""
         kind = "between proxies of one seed" if self.paired_sd is not None else "across seeds"
-        text = (f"SNR {self.snr:.2f}: spread across mixtures sd {self.spread_sd:.4f}, noise {kind} sd "
+        text = (f"SNR {self.snr:.2f}: spread across mixtures sd {self.spread_sd:.4f} (robust), noise {kind} sd "
                 f"{self.noise_sd:.4f} (seed sd {self.seed_sd:.4f}; {self.configs} mixtures x {self.seeds} seeds)")
         if self.too_noisy:
             text += (f"; too noisy to trust the regression: at most {self.max_correlation:.2f} correlation "
@@ -74,8 +80,8 @@ class NoiseEstimate:
 
 
 def estimate_noise(table: np.ndarray, spread_values: np.ndarray) -> NoiseEstimate | None:
-    """Noise from ``table`` (replicated configs x seeds, NaN where a run is missing) against the sd of
-    ``spread_values`` (one measurement per config, e.g. every proxy of the sweep). None when fewer than
+    """Noise from ``table`` (replicated configs x seeds, NaN where a run is missing) against the (robust) sd
+    of ``spread_values`` (one measurement per config, e.g. every proxy of the sweep). None when fewer than
     one config has two seeds."""
     table = np.asarray(table, dtype=float)
     rows = [r[np.isfinite(r)] for r in table]
@@ -86,8 +92,14 @@ def estimate_noise(table: np.ndarray, spread_values: np.ndarray) -> NoiseEstimat
         return None
     dof = sum(r.size - 1 for r in rows)
     seed_sd = math.sqrt(sum(float(((r - r.mean()) ** 2).sum()) for r in rows) / dof)
-    return NoiseEstimate(seed_sd=seed_sd, paired_sd=_two_way_residual_sd(table), spread_sd=float(spread.std(ddof=1)),
-                         configs=len(rows), seeds=min(r.size for r in rows))
+    return NoiseEstimate(seed_sd=seed_sd, paired_sd=_two_way_residual_sd(table), spread_sd=robust_sd(spread),
+                         configs=len(rows), seeds=min(r.size for r in rows), spread_sd_plain=float(spread.std(ddof=1)))
+
+
+def robust_sd(values: np.ndarray) -> float:
+    """1.4826 x the median absolute deviation: the sd for normal data, unmoved by a few outliers."""
+    values = np.asarray(values, dtype=float)
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
 
 
 def _two_way_residual_sd(table: np.ndarray) -> float | None:
