@@ -8,7 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from sweeper.errors import UserError
+from sweeper.errors import ParameterError, UserError
 
 # Subcommands that live in sweeper/commands/<module>.py: (group, name) -> (module, help).
 COMMANDS: dict[tuple[str, str], tuple[str, str]] = {
@@ -18,6 +18,7 @@ COMMANDS: dict[tuple[str, str], tuple[str, str]] = {
     ("fit", "law"): ("fit_law", "fit a scaling law (chinchilla or power) with bootstrap intervals"),
     ("predict", "law"): ("predict_law", "predict the loss at a scale from FIT.json, with its interval"),
     ("", "decide"): ("decide", "DataDecide: how often small runs pick the data recipe that wins at the target size"),
+    ("", "report"): ("report", "one self-contained HTML page of a study: curves, parameters, front, analyses"),
 }
 
 
@@ -88,7 +89,19 @@ def _print_outcome(name: str, outcome) -> int:
           f"{outcome.rows_written} rows -> {outcome.results_dir}")
     if best is not None:
         print(f"best {outcome.progress.metric} = {outcome.progress.best_value():.6g} (trial {best.trial_id})")
+    _write_report(outcome.results_dir)
     return 0
+
+
+def _write_report(results_dir) -> None:  # noqa: ANN001 - a Path
+    """The study's report page at the end of a run; a report that cannot be drawn is a warning, not a failure."""
+    from sweeper.report import write_report
+
+    try:
+        print(f"report: {write_report(results_dir)}")
+    except Exception as exc:  # noqa: BLE001 - the study's results are safe; only the page is missing
+        print(f"sweeper: warning: no report page ({type(exc).__name__}: {exc}); retry with "
+              f"`sweeper report {results_dir}`", file=sys.stderr)
 
 
 def _add_status(sub: argparse._SubParsersAction) -> None:
@@ -103,7 +116,7 @@ def _status(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from sweeper.live import fmt_num
+    from sweeper.fmt import fmt_num
     from sweeper.summary import summarize
 
     info = summarize(args.dir)
@@ -184,11 +197,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except ParameterError as exc:
+        print(f"sweeper: error: {exc.render(flag_of(args, exc.param))}", file=sys.stderr)
+        return 2
     except UserError as exc:
         print(f"sweeper: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         return _interrupted(exc)
+
+
+FLAG_OF_PARAMETER = {"metrics": "metric", "higher_is_better": "maximize"}
+"""Library parameters whose flag has another name."""
+
+
+def flag_of(args: argparse.Namespace, param: str) -> str:
+    """The command-line flag that set a library parameter (``top_k`` -> ``--top-k``), or the parameter's own
+    name when the command has no such flag."""
+    dest = FLAG_OF_PARAMETER.get(param, param)
+    return f"--{dest.replace('_', '-')}" if hasattr(args, dest) else param
 
 
 def _interrupted(exc: KeyboardInterrupt) -> int:

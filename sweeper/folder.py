@@ -20,7 +20,7 @@ LOCK_FILE = ".lock"
 # Everything sweeper itself writes in a results folder (the lock stays: the running process holds it).
 OWN_ENTRIES = (
     "rows", "ray", "optuna.journal", "optuna.journal.lock", "searcher-state.json", STUDY_COPY, FINGERPRINT,
-    "mixture", "analysis", "decide", "laws",
+    "mixture", "analysis", "decide", "laws", "report.html",
 )
 # Changes that keep every earlier trial meaningful; anything else changes what the study measures.
 SAFE_KEYS = ("budget.", "description", "max_failures", "resources.")

@@ -13,38 +13,18 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from sweeper.fmt import fmt_duration, fmt_num
 from sweeper.progress import StudyProgress, TrialRecord
 
 _STATUS_STYLE = {"running": "cyan", "done": "green", "error": "red", "pruned": "yellow"}
 
 
-def fmt_num(value: Any) -> str:
-    """Compact number formatting for tables: 3 significant digits, SI-like exponents for large values."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return "" if value is None else str(value)
-    if value == 0:
-        return "0"
-    if abs(value) >= 1e5 or abs(value) < 1e-3:
-        return f"{value:.3g}"
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.4g}"
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
 def _config_text(config: dict[str, Any], width: int = 60) -> str:
+    """``key=value`` pairs cut to ``width``; a mixture shows its domains by name (``mix=code .07 docs .93``)."""
     parts = []
     for key, value in config.items():
         if isinstance(value, dict):
-            value = "/".join(f"{float(v):.2f}" for v in value.values())
+            value = " ".join(f"{name} {_share(w)}" for name, w in value.items())
         parts.append(f"{key}={fmt_num(value)}")
     text = " ".join(parts)
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -93,6 +73,12 @@ def render(progress: StudyProgress, rows: int = 12) -> Group:
     if progress.warning:
         parts.append(Text(progress.warning, style="bold red"))
     return Group(*parts, table)
+
+
+def _share(weight: Any) -> str:
+    """A mixture weight in two decimals without the leading zero (``.07``, ``1``)."""
+    w = float(weight)
+    return "1" if w >= 0.995 else f"{w:.2f}".lstrip("0")
 
 
 def plain_line(progress: StudyProgress, trial: TrialRecord) -> str:

@@ -7,7 +7,8 @@ import io
 import pytest
 from rich.console import Console
 
-from sweeper.live import LiveView, fmt_duration, plain_line, render
+from sweeper.fmt import fmt_duration
+from sweeper.live import LiveView, plain_line, render
 from sweeper.progress import StudyProgress, TrialRecord
 from tests.helpers import run
 
@@ -79,3 +80,13 @@ def test_rich_view_draws_while_running(tmp_path):
     out = stream.getvalue()
     assert "study t" in out and "3/3 trials" in out and "best loss" in out
     assert isinstance(LiveView(_progress(), stream=io.StringIO()).rich, bool)
+
+
+def test_a_mixture_shows_its_domains_by_name_cut_to_the_width():
+    from sweeper.live import _config_text
+
+    mix = {"mix": {"code": 0.07, "docstrings": 0.06, "arith": 0.7, "records": 0.17}, "lr": 0.001}
+    assert _config_text(mix, 120) == "mix=code .07 docstrings .06 arith .70 records .17 lr=0.001"
+    assert _config_text({"mix": {"web": 1.0, "code": 0.0}}, 120) == "mix=web 1 code .00"
+    short = _config_text(mix, 30)
+    assert len(short) == 30 and short.endswith("…") and short.startswith("mix=code .07")

@@ -1,0 +1,233 @@
+"""The report's sections, each read from what the results folder holds; a section without data says so."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from sweeper.fmt import fmt_duration, fmt_num
+from sweeper.report import figures
+from sweeper.results import StudyResults
+
+
+@dataclass
+class Section:
+    """A titled part of the page: paragraphs, tables (HTML) and charts (Plotly figures)."""
+
+    key: str
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+    charts: list[Any] = field(default_factory=list)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt_num(v) if not isinstance(v, str) else v)}</td>"
+                                     for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _numeric_finite(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    return frame.with_columns(pl.col(column).cast(pl.Float64, strict=False)).filter(
+        pl.col(column).is_not_null() & pl.col(column).is_finite())
+
+
+def overview(results: StudyResults, trials: pl.DataFrame, metric: str, mode: str) -> Section:
+    """Status counts, the best trial and its config, the cost and time spent, the failures."""
+    section = Section("study", "The study")
+    study = results.study
+    spent = results.attempts()  # every phase and attempt: what the study cost
+    everything = results.trials()
+    phases = dict(everything.group_by("phase").len().sort("phase").iter_rows()) if everything.height else {}
+    counts = dict(trials.group_by("status").len().sort("status").iter_rows()) if trials.height else {}
+    section.paragraphs.append(
+        f"{html.escape(study.name if study else results.folder.name)}: {trials.height} trial"
+        f"{'s' if trials.height != 1 else ''} "
+        f"({', '.join(f'{v} {html.escape(k)}' for k, v in counts.items()) or 'none finished yet'}); objective "
+        f"{html.escape(metric)} ({'lower' if mode == 'min' else 'higher'} is better)."
+        + (" Other phases: " + ", ".join(f"{html.escape(str(k))} {v} trials" for k, v in phases.items()
+                                         if k not in (None, "search")) + "." if len(phases) > 1 else ""))
+    if study is not None and study.description:
+        section.paragraphs.append(html.escape(study.description))
+    section.tables.append(_table(["spent (all phases)", "value"], [
+        ["cost", float(spent["cost"].sum() or 0.0) if spent.height else 0.0],
+        ["FLOPs", float(spent["flops"].sum() or 0.0) if spent.height else 0.0],
+        ["trial wall time", fmt_duration(float(spent["wall_s"].sum() or 0.0) if spent.height else 0.0)],
+        ["attempts", spent.height]]))
+    ranked = _numeric_finite(trials.filter(pl.col("status").is_in(["done", "pruned"])), metric) \
+        if metric in trials.columns else trials.head(0)
+    if ranked.height:
+        best = ranked.sort(metric, descending=mode == "max").row(0, named=True)
+        config = [[k, v] for k, v in best.items() if k.startswith(("cfg.", "mix.")) and v is not None]
+        section.paragraphs.append(f"Best trial {html.escape(best['trial_id'])}: {html.escape(metric)} = "
+                                  f"{best[metric]:.6g}.")
+        section.tables.append(_table(["parameter", "value"], config))
+    failed = trials.filter(pl.col("status") == "error")
+    if failed.height:
+        section.tables.append(_table(["failed trial", "error"], [[r["trial_id"], (r["error"] or "")[:300]]
+                                                                 for r in failed.iter_rows(named=True)]))
+    return section
+
+
+def curves(results: StudyResults, trials: pl.DataFrame, metric: str, mode: str) -> Section:
+    section = Section("curves", "Curves of every trial")
+    reports = results.reports("search")
+    if metric not in reports.columns or not reports.height:
+        section.paragraphs.append(f"No reports of {html.escape(metric)} yet.")
+        return section
+    reports = _numeric_finite(reports, metric)
+    ranked = _numeric_finite(trials.filter(pl.col("status").is_in(["done", "pruned"])), metric) \
+        if metric in trials.columns else trials.head(0)
+    best = ranked.sort(metric, descending=mode == "max")["trial_id"][0] if ranked.height else None
+    section.charts.append(figures.curves(reports, trials, metric, best))
+    return section
+
+
+def parameters(trials: pl.DataFrame, metric: str, mode: str) -> Section:
+    """Parallel coordinates and random-forest permutation importances of the numeric parameters."""
+    section = Section("parameters", "Parameters against the objective")
+    done = _numeric_finite(trials.filter(pl.col("status") == "done"), metric) if metric in trials.columns \
+        else trials.head(0)
+    params = [c for c in done.columns if c.startswith(("cfg.", "mix.")) and done[c].dtype.is_numeric()
+              and done[c].n_unique() > 1]
+    if done.height < 3 or not params:
+        section.paragraphs.append("Needs at least 3 finished trials and a parameter that varies.")
+        return section
+    section.charts.append(figures.parameters(done, params, metric, mode))
+    if done.height >= 8:
+        names, values = _importances(done, params, metric)
+        section.charts.append(figures.importances(names, values, metric))
+    return section
+
+
+def _importances(frame: pl.DataFrame, params: list[str], metric: str) -> tuple[list[str], list[float]]:
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.inspection import permutation_importance
+
+    x = frame.select(params).cast(pl.Float64).fill_null(0.0).to_numpy()
+    y = frame[metric].to_numpy()
+    forest = RandomForestRegressor(n_estimators=200, min_samples_leaf=2, random_state=0, n_jobs=1).fit(x, y)
+    scores = permutation_importance(forest, x, y, n_repeats=10, random_state=0, n_jobs=1).importances_mean
+    scores = np.clip(scores, 0.0, None)
+    total = scores.sum() or 1.0
+    return [p.split(".", 1)[1] for p in params], (scores / total).tolist()
+
+
+def pareto(results: StudyResults, trials: pl.DataFrame, metric: str, mode: str) -> Section | None:
+    """The (cost, metric) front, when the study spends a cost."""
+    from sweeper.maths.pareto import pareto_front
+
+    study = results.study
+    if study is None or study.search.algo != "cost_aware" and len(study.search.metrics) < 2:
+        return None
+    section = Section("pareto", "Cost against the objective")
+    done = _numeric_finite(_numeric_finite(trials.filter(pl.col("status") == "done"), metric), "cost") \
+        if metric in trials.columns else trials.head(0)
+    if done.height < 2:
+        section.paragraphs.append("Needs at least 2 finished trials.")
+        return section
+    front = pareto_front(done["cost"].to_numpy(), done[metric].to_numpy(), mode=mode)
+    section.charts.append(figures.pareto(done, front, "cost", metric))
+    return section
+
+
+def regmix(folder: Path) -> Section | None:
+    """RegMix: predicted against measured, the pick and the baselines, the validation."""
+    mixture = folder / "mixture"
+    predictions = mixture / "mixture_predictions.csv"
+    if not predictions.exists():
+        return None
+    section = Section("regmix", "RegMix")
+    fit = _json(mixture / "mixture_fit.json")
+    summary = _json(mixture / "regmix.json")
+    frame = pl.read_csv(predictions)
+    target = fit.get("target") or next((c for c in frame.columns if c.startswith("m.")), None)
+    if fit:
+        rho = fit.get("cv_spearman", {}).get(fit.get("model"), float("nan"))
+        section.paragraphs.append(
+            f"{fit.get('rows')} proxies; regression {html.escape(str(fit.get('model')))} (fitted on "
+            f"{html.escape(str(fit.get('transform', 'none')))}), 5-fold cross-validated Spearman rho "
+            f"{rho:.3f}." + (f" Signal to noise: {fit['noise']['snr']:.2f}." if fit.get("noise") else ""))
+    if target in frame.columns and "predicted_cv" in frame.columns:
+        section.charts.append(figures.predicted_vs_measured(frame, target))
+    named = summary.get("mixtures") or {k: v["mixture"] for k, v in fit.get("baselines", {}).items()}
+    if named:
+        section.charts.append(figures.mixtures(named))
+    if summary.get("validation"):
+        section.charts.append(figures.validation(summary["validation"], target or "target"))
+    return section
+
+
+def laws(folder: Path) -> Section | None:
+    """Every saved law fit under ``analysis/`` with its band, and its backtest."""
+    from sweeper.errors import UserError
+    from sweeper.laws.power import LawFit
+
+    fits = []
+    for path in sorted((folder / "analysis").glob("*.json")):
+        try:
+            fits.append((path, LawFit.load(path)))
+        except (UserError, ValueError, KeyError, TypeError):
+            continue
+    if not fits:
+        return None
+    section = Section("laws", "Scaling laws")
+    for path, fit in fits:
+        section.paragraphs.append(f"{html.escape(path.name)}: {html.escape(fit.form)} ({fit.n_points} points, "
+                                  f"{fit.n_runs} runs).")
+        if fit.holdout:
+            h = fit.holdout
+            section.paragraphs.append(f"Backtest without the {h['held_out']['count']} largest "
+                                      f"{html.escape(str(h['held_out']['by']))} level(s): mean |relative error| "
+                                      f"{h['mean_abs_rel_error']:.2%} on {h['n_test']} points.")
+        chart = _law_chart(fit)
+        if chart is not None:
+            section.charts.append(chart)
+    return section
+
+
+def _law_chart(fit: Any) -> Any:
+    c = np.geomspace(1e15, 1e24, 60)
+    if fit.law == "chinchilla":
+        opt = fit.compute_optimal(c)
+        loss = opt["loss"]
+        return figures.law(c, np.ravel(loss.value), np.ravel(loss.lo), np.ravel(loss.hi), None, "compute (FLOPs)",
+                           "the compute-optimal loss L*(C) with its bootstrap band", fit.level)
+    if fit.x == "c":
+        pred = fit.predict(c=c)
+        return figures.law(c, np.ravel(pred.value), np.ravel(pred.lo), np.ravel(pred.hi), None,
+                           "compute (FLOPs)", f"{fit.form} with its bootstrap band", fit.level)
+    return None
+
+
+def decide(folder: Path) -> Section | None:
+    """DataDecide's decision-accuracy frontier, when ``sweeper decide`` wrote its table here."""
+    path = folder / "decide" / "decisions.csv"
+    if not path.exists():
+        return None
+    section = Section("decide", "DataDecide")
+    table = pl.read_csv(path)
+    if not table.height:
+        section.paragraphs.append("No predictor could be scored.")
+        return section
+    data = _json(folder / "decide" / "decide.json")
+    if data.get("best_proxy_metric"):
+        section.paragraphs.append(f"Best proxy metric: {html.escape(str(data['best_proxy_metric']))}; target size "
+                                  f"{html.escape(str(data.get('target_size')))}.")
+    section.charts.append(figures.decision_frontier(table))
+    return section
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
