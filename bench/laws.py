@@ -7,6 +7,10 @@
 3. Recovery of the synthetic law: how often the 95% bootstrap intervals cover the true parameters.
 4. The LR-annealing law: final loss from a run's early part and under another schedule, on curves drawn
    from the law and on real (toy) PyTorch training runs.
+5. Extrapolation by law form, one table (issue 14): on the Chinchilla table (the 3 largest sizes held
+   out) and on the learning curves of Alabdulmohsin et al. 2022 (../shared/data/colpret/revisiting_lang.csv:
+   fit the rows marked Training = 1 of each curve, predict the rest), every form and ``auto``: the mean and
+   worst relative error of the held-out predictions and how often the 90% interval covers them.
 
     python bench/laws.py                 # about a minute on 2 cores
     python bench/laws.py --reference --reference-stride 10   # also 450 starts of the reference grid
@@ -32,7 +36,9 @@ from sweeper.laws.data import LawData, drop_highest  # noqa: E402
 from sweeper.laws.power import PowerSumProblem, backtest, fit_law  # noqa: E402
 from workloads.synthetic import TRUE_PARAMS, optimal_lr, train  # noqa: E402
 
-CHINCHILLA = Path(__file__).resolve().parents[2] / "shared" / "data" / "chinchilla" / "epoch_svg_extracted_data.csv"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+CHINCHILLA = SHARED / "chinchilla" / "epoch_svg_extracted_data.csv"
+REVISITING = SHARED / "colpret" / "revisiting_lang.csv"
 PUBLISHED = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
 REPLICATION_GRID = {"E": 1.8172, "A": 477.8, "B": 2143.0, "alpha": 0.3473, "beta": 0.3672}
 TOLERANCE = {"E": 0.01, "alpha": 0.01, "beta": 0.01, "A": 0.05, "B": 0.05}
@@ -302,6 +308,72 @@ def bench_prefix_coverage(seeds: int) -> dict:
             "mean_rel_error": float(np.mean(errs)), "coverage_95": covered / seeds}
 
 
+# -- 5. extrapolation by law form ----------------------------------------------------------------------
+def _scores(rel: list[np.ndarray], covered: list[np.ndarray]) -> dict:
+    rel_all, cov_all = np.abs(np.concatenate(rel)), np.concatenate(covered)
+    return {"points": int(rel_all.size), "mean_abs_rel_error": float(rel_all.mean()),
+            "worst_abs_rel_error": float(rel_all.max()), "coverage_90": float(cov_all.mean())}
+
+
+def bench_forms_chinchilla(data: LawData, bootstrap: int = 100) -> list[dict]:
+    rows = []
+    for law in ("chinchilla", "overtrain", "power", "auto"):
+        t0 = time.perf_counter()
+        out = backtest(data, law, None if law != "power" else "flops", count=3, bootstrap=bootstrap, level=0.9,
+                       holdout_by="n")
+        points = out["points"]
+        rel = np.array([(p["predicted"] - p["loss"]) / p["loss"] for p in points])
+        cov = np.array([p["interval"][0] <= p["loss"] <= p["interval"][1] for p in points])
+        rows.append({"table": "chinchilla (3 largest N held out)", "form": law if law != "auto" else
+                     f"auto -> {out['law']}", **_scores([rel], [cov]), "s": round(time.perf_counter() - t0, 2)})
+    return rows
+
+
+def revisiting_curves() -> list[tuple[str, LawData, LawData]]:
+    """(name, fitted part, held-out part) of every learning curve of the revisiting-laws benchmark."""
+    import polars as pl
+
+    frame = pl.read_csv(REVISITING).filter(pl.col("Loss") > 0)
+    out = []
+    for (domain, task, model), part in frame.group_by(["Domain", "Task", "Model"], maintain_order=True):
+        part = part.sort("Seen Examples")
+        fit, held = part.filter(pl.col("Training") == 1), part.filter(pl.col("Training") == 0)
+        if fit.height < 5 or held.is_empty():
+            continue
+
+        def law_data(rows: pl.DataFrame, name: str = f"{domain}/{task}/{model}") -> LawData:
+            x = rows["Seen Examples"].to_numpy().astype(float)
+            return LawData(loss=rows["Loss"].to_numpy().astype(float), d=x, run=np.arange(len(x)).astype(str),
+                           source=name, columns={"d": "Seen Examples", "loss": "Loss"})
+
+        out.append((f"{domain}/{task}/{model}", law_data(fit), law_data(held)))
+    return out
+
+
+def bench_forms_revisiting(bootstrap: int = 50) -> list[dict]:
+    import warnings
+
+    curves = revisiting_curves()
+    rows = []
+    for law in ("power", "auto"):
+        rel, cov, failed, t0 = [], [], 0, time.perf_counter()
+        for _, fit_part, held in curves:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fit = fit_law(fit_part, law, "tokens", bootstrap=bootstrap, level=0.9)
+            except Exception:  # noqa: BLE001 - a curve no form can fit is counted, not fatal
+                failed += 1
+                continue
+            pred = fit.prediction(d=held.d)
+            rel.append((pred.value - held.loss) / held.loss)
+            cov.append((held.loss >= pred.lo) & (held.loss <= pred.hi))
+        rows.append({"table": f"revisiting_lang ({len(curves)} curves, {failed} unfitted)",
+                     "form": f"{law}(tokens)" if law == "power" else "auto", **_scores(rel, cov),
+                     "s": round(time.perf_counter() - t0, 2)})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reference", action="store_true", help="also run the replication's 4,500-start grid")
@@ -352,6 +424,12 @@ def main() -> None:
                 f"synthetic law: {recovery['datasets']} datasets of {recovery['runs_per_dataset']} runs")
     print_table([{"points": k, **v} for k, v in holdout.items()],
                 "synthetic law: --holdout-largest (1e9 params held out, fit on 1e7..4e8), mean over datasets")
+
+    forms = bench_forms_chinchilla(chinchilla_table()) if CHINCHILLA.is_file() else []
+    forms += bench_forms_revisiting() if REVISITING.is_file() else []
+    payload["extrapolation_by_form"] = forms
+    if forms:
+        print_table(forms, "extrapolation by law form: held-out points, relative error and 90% interval coverage")
 
     rows = bench_curves({k: v for k, v in law_curves(0).items()}, "drawn from the law")
     rows += bench_curves(mlp_curves(), "toy MLP training")

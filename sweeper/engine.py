@@ -29,6 +29,7 @@ class Outcome:
     progress: StudyProgress
     rows_written: int
     regmix: dict | None = None
+    ladder: dict | None = None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -191,6 +192,10 @@ def _run_locked(study: Study, results: Path, address: str | None, stream: TextIO
         from sweeper.regmix import check_scale
 
         check_scale(study, source)
+    if study.laws is not None:
+        from sweeper.ladder import check_ladder
+
+        check_ladder(study, source)
     _prepare_folder(study, results, resume, fresh, force)
     prepare_workload(study)
     out = stream or sys.stdout
@@ -204,6 +209,14 @@ def _run_locked(study: Study, results: Path, address: str | None, stream: TextIO
             from sweeper.regmix import run_regmix
 
             outcome.regmix = run_regmix(
+                study, results, out,
+                run_phase=lambda follow_up, phase: run_phase(follow_up, results, out, rich, source, True,
+                                                             phase=phase, signals=signals),
+            )
+        if study.laws is not None:
+            from sweeper.ladder import run_ladder
+
+            outcome.ladder = run_ladder(
                 study, results, out,
                 run_phase=lambda follow_up, phase: run_phase(follow_up, results, out, rich, source, True,
                                                              phase=phase, signals=signals),

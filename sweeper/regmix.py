@@ -24,9 +24,9 @@ import polars as pl
 
 from sweeper.errors import UserError
 from sweeper.laws.noise import compare_paired
+from sweeper.phases import follow_up_study, run_size
 from sweeper.regmix_fit import REPLICATE_PHASE, Baseline, RegMixFit, fit_and_search, load_study_proxies
-from sweeper.space import ChoiceParam
-from sweeper.spec import SchedulerSpec, SearchSpec, Study
+from sweeper.spec import Study
 
 PICK = Baseline.PICK.value
 RunPhase = Callable[[Study, str], Any]
@@ -50,10 +50,11 @@ def check_scale(study: Study, source: str) -> None:
 
 
 def _scale(study: Study, params: dict[str, Any]) -> dict[str, float]:
-    describe = getattr(study.workload_module(), "describe", None)
-    source = describe(dict(params)) if callable(describe) else params
-    return {k: float(source[k]) for k in ("n_params", "tokens")
-            if isinstance(source.get(k), (int, float)) and not isinstance(source.get(k), bool)}
+    return {k: v for k, v in run_size(study, params).items() if k in ("n_params", "tokens")}
+
+
+def _presets(study: Study, mixtures: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:
+    return {name: {study.mixture_key: w} for name, w in mixtures.items()}
 
 
 def fit_and_pick(study: Study, results: Path, out: TextIO | None = None) -> RegMixFit:
@@ -93,7 +94,7 @@ def replicate_mixtures(study: Study, results: Path) -> dict[str, dict[str, float
 def replicate_study(study: Study, mixtures: dict[str, dict[str, float]]) -> Study:
     """The replicate phase: the chosen proxy mixtures x the other seeds, at the proxies' own scale."""
     seeds = [study.seed + k for k in range(1, study.regmix.replicates.seeds)]
-    return _grid_study(study, mixtures, seeds, params=dict(study.params))
+    return follow_up_study(study, _presets(study, mixtures), seeds, params=dict(study.params))
 
 
 def candidates(study: Study, fitted: RegMixFit) -> dict[str, dict[str, float]]:
@@ -116,24 +117,8 @@ def candidates(study: Study, fitted: RegMixFit) -> dict[str, dict[str, float]]:
 def validation_study(study: Study, mixtures: dict[str, dict[str, float]]) -> Study:
     """The follow-up study: a grid over candidate mixture x seed at the larger scale."""
     spec = study.regmix.validate_
-    return _grid_study(study, mixtures, list(spec.seeds), params={**study.params, **spec.params})
-
-
-def _grid_study(study: Study, mixtures: dict[str, dict[str, float]], seeds: list[int],
-                params: dict[str, Any]) -> Study:
-    space = {
-        "candidate": ChoiceParam(type="choice", values=list(mixtures),
-                                 presets={name: {study.mixture_key: w} for name, w in mixtures.items()}),
-        "seed": ChoiceParam(type="choice", values=seeds),
-    }
-    return study.model_copy(update={
-        "params": params,
-        "space": space,
-        "search": SearchSpec(algo="grid", metric=study.search.metric, mode=study.search.mode),
-        "scheduler": SchedulerSpec(type="fifo"),
-        "budget": study.budget.model_copy(update={"trials": len(mixtures) * len(seeds), "max_cost": None}),
-        "regmix": None,
-    })
+    return follow_up_study(study, _presets(study, mixtures), list(spec.seeds),
+                           params={**study.params, **spec.params})
 
 
 def rank_candidates(results: Path, metric: str, mode: str) -> pl.DataFrame:

@@ -178,6 +178,37 @@ class RegMixSpec(_Strict):
     validate_: ValidateSpec | None = Field(None, alias="validate")
 
 
+class LawsValidateSpec(_Strict):
+    """A ladder's validation: larger runs the law predicts before they train."""
+
+    runs: dict[str, dict[str, Any]] = Field(min_length=1, description="name -> params overrides of each larger run")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, v: Any) -> Any:
+        if isinstance(v, bool):
+            raise ValueError(f"expected a positive count or a list of seeds, got {v!r}")
+        if isinstance(v, int):
+            if v < 1:
+                raise ValueError(f"expected a positive count or a list of seeds, got {v}")
+            return list(range(v))
+        return v
+
+
+class LawsSpec(_Strict):
+    """A model ladder's end: fit a scaling law to the sweep, predict larger runs, then train and compare them."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+
+    law: Literal["auto", "chinchilla", "overtrain", "power"] = "auto"
+    loss: str | None = Field(None, description="metric to fit (default: the study's search metric)")
+    n: str = Field("n_params", description="column of the parameter count N: a metric or a cfg.* column")
+    level: float = Field(0.9, gt=0, lt=1, description="interval level of the predictions")
+    bootstrap: int = Field(200, ge=0)
+    validate_: LawsValidateSpec | None = Field(None, alias="validate")
+
+
 class DecideSpec(_Strict):
     """DataDecide settings read by ``sweeper decide``: which size is the target, which metrics to judge."""
 
@@ -203,6 +234,7 @@ class Study(_Strict):
     seed: int = 0
     regmix: RegMixSpec | None = None
     decide: DecideSpec | None = None
+    laws: LawsSpec | None = None
 
     @field_validator("name")
     @classmethod

@@ -57,7 +57,7 @@ def test_fit_power_law_on_intermediate_checkpoints(tmp_path, capsys):
     assert raw["law"] == "power" and raw["x"] == "tokens" and raw["n_points"] == 9 * 10
     assert raw["data"]["intermediate"] is True
     assert cli(predict_law, [str(out), "--d", "1e9"]) == 0
-    assert "bootstrap interval of the power law" in capsys.readouterr().out
+    assert "bootstrap interval, power law" in capsys.readouterr().out
 
 
 def test_fit_an_external_table(tmp_path, capsys):

@@ -1,13 +1,4 @@
-"""``sweeper decide``: DataDecide on a study's results or on any table of runs.
-
-    sweeper decide results/datadecide [--metric m.loss.valid.target ...] [--json OUT]
-    sweeper decide --from TABLE --recipe COL --size COL --metric COL [--metric COL2 ...] [--seed COL]
-                   [--compute COL] [--target-size X] [--higher-is-better | --maximize COL] [--json OUT]
-
-How often does ranking data recipes with small runs pick the recipe that wins at the target size? Prints the
-decision accuracy of every predictor (single-scale ranking, power-law and two-step extrapolation; with fewer
-seeds and earlier checkpoints) per proxy size and proxy metric, and which proxy metric predicts best.
-"""
+"""``sweeper decide``: DataDecide on a study's results or on any table of runs (usage in ``EXAMPLES``)."""
 
 from __future__ import annotations
 
@@ -54,12 +45,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="table", metavar="TABLE",
                         help="analyse an external table instead (CSV or Parquet; one row per run, or per "
                              "checkpoint of a run with --compute)")
-    parser.add_argument("--recipe", metavar="COL", help="with --from: the data recipe column")
-    parser.add_argument("--size", metavar="COL", help="with --from: the model size column (labels or numbers)")
-    parser.add_argument("--seed", metavar="COL", help="with --from: the seed column (default: one run per recipe "
-                        "and size)")
-    parser.add_argument("--compute", metavar="COL", help="with --from: cumulative training compute (FLOPs); "
-                        "default: numeric sizes stand in for it")
+    for flag, text in (("--recipe", "the data recipe column"), ("--size", "the model size column (labels or numbers)"),
+                       ("--seed", "the seed column (default: one run per recipe and size)"),
+                       ("--compute", "cumulative training compute (FLOPs); default: numeric sizes stand in")):
+        parser.add_argument(flag, metavar="COL", help=f"with --from: {text}")
     parser.add_argument("--metric", action="append", metavar="COL",
                         help="a metric column (repeatable): the first is judged at the target size, every one "
                              "is scored as a small-scale proxy (study default: the decide: block of "

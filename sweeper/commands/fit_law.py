@@ -1,6 +1,7 @@
 """``sweeper fit law``: fit a scaling law to a study's results (or a table), write FIT.json and figures.
 
-    sweeper fit law results/ladder --law chinchilla --loss m.loss.valid.code -o fit.json --plot fit.png
+    sweeper fit law results/ladder --loss m.loss.valid.code -o fit.json --plot fit.png     # --law auto
+    sweeper fit law results/ladder --law chinchilla --loss m.loss.valid.code -o fit.json
     sweeper fit law results/ladder --law power --x flops --loss m.loss --holdout-largest
     sweeper fit law --from runs.csv --n params --c flops --loss loss --drop-highest 5
 """
@@ -15,18 +16,22 @@ from pathlib import Path
 
 from sweeper.commands.options import accept_negative_numbers
 
-LAWS = ("chinchilla", "power")
+LAWS = ("auto", "chinchilla", "overtrain", "power")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Fit L = E + A/N^alpha + B/D^beta (chinchilla) or L = E + A*x^-alpha (power) to a study's final "
+        "Fit L = E + A/N^alpha + B/D^beta (chinchilla), L = E + (a M^eta + b M^-eta) C^-eta with M = D/N "
+        "(overtrain, Gadre et al. 2024) or L = E + A*x^-alpha (power) to a study's final "
         "losses (or every checkpoint with --intermediate), or to a CSV/Parquet table with --from. Huber "
         "loss (delta 1e-3) on log residuals, the global optimum over an exponent grid, bootstrap intervals "
         "over runs. Prints the parameters with intervals; -o writes FIT.json for `sweeper predict law`.")
     parser.add_argument("dir", nargs="?", help="the study's results folder, e.g. results/ladder")
     parser.add_argument("--from", dest="table", metavar="TABLE", help="fit a CSV or Parquet table instead of a study")
-    parser.add_argument("--law", choices=LAWS, default="chinchilla", help="the law to fit (default chinchilla)")
+    parser.add_argument("--law", choices=LAWS, default="auto",
+                        help="the law to fit; auto (default) backtests chinchilla, overtrain and the power law in "
+                             "compute (fit without the 1 and 2 largest sizes, predict them) and keeps the one that "
+                             "erred least, its extrapolation error added to its intervals")
     parser.add_argument("--loss", required=True, metavar="COL", help="the loss column, e.g. m.loss.valid.code")
     parser.add_argument("--x", choices=("flops", "tokens", "n"), default="flops",
                         help="the power law's variable (default flops)")
@@ -47,7 +52,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="backtest: also fit without the K largest model sizes (or compute budgets, "
                         "--holdout-by flops; K defaults to 1) and report the error of predicting them")
     parser.add_argument("--holdout-by", choices=("n", "flops", "tokens"), default=None,
-                        help="what 'largest' means for --holdout-largest (default: n for chinchilla, "
+                        help="what 'largest' means for --holdout-largest (default: n for chinchilla and overtrain, "
                         "the law's variable for power)")
     parser.add_argument("--bootstrap", type=int, default=200, metavar="B", help="bootstrap replicates (default 200)")
     parser.add_argument("--by", choices=("run", "size"), default="run",
@@ -59,8 +64,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flops-per-token-param", type=float, default=6.0, metavar="K",
                         help="C = K N D for compute-optimal allocation and derived columns (default 6)")
     parser.add_argument("-o", "--output", metavar="FIT.json", help="write the fit as JSON")
-    parser.add_argument("--plot", metavar="PNG", help="write loss-vs-compute with the fit and band; the chinchilla "
-                        "law also writes isoFLOP slices to <PNG stem>-isoflops.png")
+    parser.add_argument("--plot", metavar="PNG", help="write loss-vs-compute with the fit and band; a law in N and "
+                        "D also writes isoFLOP slices to <PNG stem>-isoflops.png")
     parser.add_argument("--json", action="store_true", help="print the fit as JSON instead of a table")
     accept_negative_numbers(parser)  # --flops-per-token-param -6e0 reaches the check in run, not argparse
 
@@ -112,9 +117,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _plots(fit, data, png: str) -> list[Path]:
     from sweeper.laws.plots import plot_fit, plot_isoflops
+    from sweeper.laws.power import ND_LAWS
 
     path = Path(png)
     out = [plot_fit(fit, data, path)]
-    if fit.law == "chinchilla":
+    if fit.law in ND_LAWS:
         out.append(plot_isoflops(fit, data, path.with_name(f"{path.stem}-isoflops{path.suffix or '.png'}")))
     return out

@@ -1,12 +1,6 @@
-"""``sweeper fit mixture``: RegMix regression and simplex search on a study's results or on any table.
-
-    sweeper fit mixture results/regmix [--target m.loss.valid.target] [-o OUTDIR]
-    sweeper fit mixture --from TABLE [TABLE ...] --weights 'GLOB' --target COLUMN
-                        [--score OTHER [OTHER ...]] [-o PREDICTIONS.csv]
-
-Several files after ``--from`` (or ``--score``) are joined on the columns they share (or ``--on``), so
-mixtures and losses kept in separate files, as in the RegMix repository, can be used as they are.
-"""
+"""``sweeper fit mixture``: RegMix regression and simplex search on a study's results or on any table (usage in
+``EXAMPLES``). Several files after ``--from`` (or ``--score``) are joined on the columns they share (or ``--on``),
+so mixtures and losses kept in separate files, as in the RegMix repository, can be used as they are."""
 
 from __future__ import annotations
 

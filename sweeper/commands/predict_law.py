@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--{key}: {value}: expected a positive number")
     level = f"{fit.level:.0%}"
     boot = fit.samples is not None and len(fit.samples) > 0
-    if fit.law == "chinchilla" and set(given) == {"c"}:
+    if fit.law in ("chinchilla", "overtrain") and set(given) == {"c"}:
         opt = fit.compute_optimal(given["c"])
         out = {"law": fit.law, "inputs": given, "compute_optimal": {k: p.to_dict() for k, p in opt.items()}}
         if args.json:
@@ -66,8 +66,9 @@ def run(args: argparse.Namespace) -> int:
     if not boot:
         print(f"L({where}) = {float(pred.value):.5g}\n{NO_BOOTSTRAP}")
         return 0
+    kind = "bootstrap interval" + (" widened by its backtest extrapolation error" if fit.misfit else "")
     print(f"L({where}) = {float(pred.value):.5g}  [{float(pred.lo):.5g}, {float(pred.hi):.5g}] "
-          f"({level} bootstrap interval of the {fit.law} law)")
+          f"({level} {kind}, {fit.law} law)")
     if fit.noise:
         print(f"  one run's measured loss: [{float(run_pred.lo):.5g}, {float(run_pred.hi):.5g}] "
               f"(the law's interval with the runs' scatter about it, {fit.noise:.2%})")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from sweeper.laws.data import LawData, distinct_levels
-from sweeper.laws.power import LawFit, allocation, evaluate_law, percentile_interval
+from sweeper.laws.power import ND_LAWS, LawFit, allocation, evaluate_law, percentile_interval
 
 
 def _pyplot() -> Any:
@@ -51,7 +51,7 @@ def plot_fit(fit: LawFit, data: LawData, path: str | Path, target: dict[str, flo
 
     k = fit.flops_per_token_param
     fig, ax = plt.subplots(figsize=(7.5, 5))
-    xvar = "c" if fit.law == "chinchilla" else {"flops": "c", "tokens": "d", "n": "n"}[fit.x or "flops"]
+    xvar = "c" if fit.law in ND_LAWS else {"flops": "c", "tokens": "d", "n": "n"}[fit.x or "flops"]
     xs = _compute(fit, data) if xvar == "c" else data.get(xvar)
     tx = None
     if target:
@@ -64,7 +64,7 @@ def plot_fit(fit: LawFit, data: LawData, path: str | Path, target: dict[str, flo
                          norm=norm, s=18, edgecolors="none", alpha=0.85, zorder=3, label="runs")
     if norm is not None:
         fig.colorbar(scatter, ax=ax, label="N (parameters)")
-    if fit.law == "chinchilla":
+    if fit.law in ND_LAWS:
         levels = distinct_levels(data.n)
         chosen = np.unique(np.linspace(0, levels.max(), min(max_lines, levels.max() + 1)).round().astype(int))
         for lv in chosen:
@@ -72,9 +72,9 @@ def plot_fit(fit: LawFit, data: LawData, path: str | Path, target: dict[str, flo
             cs = xs[levels == lv]
             cgrid = np.geomspace(cs.min() / 1.5, cs.max() * 1.5, 60)
             ax.plot(cgrid, fit.predict(n=n, d=cgrid / (k * n)), color=cmap(norm(n)), lw=1, alpha=0.7)
-        frontier = allocation(fit.vector, grid, k)["loss"]
+        frontier = allocation(fit.nd_vector(), grid, k)["loss"]
         ax.plot(grid, frontier, "k--", lw=1.5, label="compute-optimal L*(C)")
-        band = _band(fit, lambda s: allocation(s, grid, k)["loss"])
+        band = _band(fit, lambda s: allocation(fit.nd_vector(s), grid, k)["loss"])
         ax.set_xlabel(f"compute C (FLOPs{'' if data.c is not None else f', {k:g}ND'})")
     else:
         ax.plot(grid, evaluate_law("power", fit.vector, [grid]), "k-", lw=1.5, label=fit.form)
@@ -109,7 +109,7 @@ def _target_x(fit: LawFit, target: dict[str, float], xvar: str) -> float:
         if c is None and n is None and d is None:
             raise ValueError("empty target")
         return c if c is not None else k * n * d
-    if fit.law == "chinchilla":
+    if fit.law in ND_LAWS:
         return k * n * d
     return fit.inputs(n, d, c)[0]
 
@@ -117,8 +117,8 @@ def _target_x(fit: LawFit, target: dict[str, float], xvar: str) -> float:
 def plot_isoflops(fit: LawFit, data: LawData, path: str | Path, budgets: list[float] | None = None,
                   count: int = 6) -> Path:
     """IsoFLOP slices of a Chinchilla fit: loss against N at several fixed compute budgets."""
-    if fit.law != "chinchilla":
-        raise ValueError("isoFLOP slices need the chinchilla law")
+    if fit.law not in ND_LAWS:
+        raise ValueError("isoFLOP slices need a law in N and D")
     plt = _pyplot()
     k = fit.flops_per_token_param
     cs = _compute(fit, data)
@@ -128,7 +128,7 @@ def plot_isoflops(fit: LawFit, data: LawData, path: str | Path, budgets: list[fl
     cmap = plt.get_cmap("plasma")
     for i, c in enumerate(budgets):
         color = cmap(i / max(1, len(budgets) - 1) * 0.85)
-        opt = allocation(fit.vector, np.asarray(c), k)
+        opt = allocation(fit.nd_vector(), np.asarray(c), k)
         n_star = float(opt["n"])
         near = np.abs(np.log(cs / c)) < 0.1
         # Around N*, within a decade of the sizes measured, and over every run near this budget.
@@ -138,7 +138,7 @@ def plot_isoflops(fit: LawFit, data: LawData, path: str | Path, budgets: list[fl
             lo_n, hi_n = min(lo_n, data.n[near].min() / 1.5), max(hi_n, data.n[near].max() * 1.5)
         ns = np.geomspace(lo_n, hi_n, 120)
         ax.plot(ns, fit.predict(n=ns, d=c / (k * ns)), color=color, lw=1.5, label=f"C = {c:.2g}")
-        band = _band(fit, lambda s, ns=ns, c=c: evaluate_law("chinchilla", s, [ns, c / (k * ns)]))
+        band = _band(fit, lambda s, ns=ns, c=c: evaluate_law(fit.law, s, [ns, c / (k * ns)], k))
         if band is not None:
             ax.fill_between(ns, band[0], band[1], color=color, alpha=0.15, lw=0)
         ax.plot([n_star], [float(opt["loss"])], "o", color=color, ms=6, mec="k")

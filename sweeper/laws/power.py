@@ -4,6 +4,11 @@ Laws (``law``):
 
 - ``power``:      L = E + A * x^-alpha            (x = N, D or C)
 - ``chinchilla``: L = E + A / N^alpha + B / D^beta
+- ``overtrain``:  L = E + (a M^eta + b M^-eta) C^-eta, M = D/N the token multiplier, C = k N D
+  (Gadre et al. 2024, "Language models scale reliably with over-training and on downstream tasks"): the
+  Chinchilla form with one exponent for N and D (alpha = beta = 2 eta), written in compute and token
+  multiplier; as a sum of powers it is a (k N^2)^-eta + b (k D^2)^-eta, fitted as the others are with the
+  two terms' exponents tied. Four parameters instead of five: steadier when few sizes and budgets are known.
 
 Objective, as in Hoffmann et al. 2022 and Besiroglu et al. 2024: the sum over points of the Huber loss
 (delta 1e-3) of the log-residual ``r = LSE(e, a - alpha log N, b - beta log D) - log L``, where
@@ -54,7 +59,9 @@ MIN_TERM = 1e-4
 """E, and each power term at the geometric mean of its variable, are bounded below by MIN_TERM * min(L)."""
 FORMAT = "sweeper.law/1"
 
-LAWS = ("power", "chinchilla")
+LAWS = ("power", "chinchilla", "overtrain")
+ND_LAWS = ("chinchilla", "overtrain")
+"""Laws in model size N and tokens D (with a compute-optimal allocation)."""
 X_NAMES = {"flops": "c", "tokens": "d", "n": "n"}
 """``--x`` names of the power law's variable and the data variable behind each."""
 _VAR_TO_X = {v: k for k, v in X_NAMES.items()}
@@ -77,10 +84,12 @@ class PowerSumProblem:
     converts to ``[E, A_1..A_K, alpha_1..alpha_K]``.
     """
 
-    def __init__(self, logx: np.ndarray, loss: np.ndarray, delta: float = HUBER_DELTA):
+    def __init__(self, logx: np.ndarray, loss: np.ndarray, delta: float = HUBER_DELTA, tied: bool = False):
         logx = np.asarray(logx, dtype=float)
         self.logx = logx.reshape(len(loss), -1)
         self.K = self.logx.shape[1]
+        self.tied = tied  # one exponent for every term
+        self.n_exp = 1 if tied else self.K
         self.x0 = self.logx.mean(axis=0)
         self.z = self.logx - self.x0
         self.loss = np.asarray(loss, dtype=float)
@@ -91,20 +100,26 @@ class PowerSumProblem:
         # Bounds keep degenerate fits finite (a term that vanishes stops at 1e-4 of the smallest loss, an
         # exponent at MAX_EXPONENT) instead of crawling off to infinity; ``at_bounds`` reports them.
         floor = np.log(self.loss.min()) + np.log(MIN_TERM)
-        self.lower = np.r_[floor, np.full(k, floor), np.zeros(k)]
-        self.upper = np.r_[np.log(self.loss.max()), np.full(k, np.inf), np.full(k, MAX_EXPONENT)]
+        self.lower = np.r_[floor, np.full(k, floor), np.zeros(self.n_exp)]
+        self.upper = np.r_[np.log(self.loss.max()), np.full(k, np.inf), np.full(self.n_exp, MAX_EXPONENT)]
 
     # -- parameterisation --------------------------------------------------------------------------
+    def _exponents(self, theta: np.ndarray) -> np.ndarray:
+        """One exponent per term (the tied one repeated)."""
+        k = self.K
+        return np.repeat(theta[1 + k:], k) if self.tied else theta[1 + k:]
+
     def natural(self, theta: np.ndarray) -> np.ndarray:
         k = self.K
-        e, a, alpha = theta[0], theta[1:1 + k], theta[1 + k:]
-        return np.r_[np.exp(e), np.exp(a + alpha * self.x0), alpha]
+        e, a = theta[0], theta[1:1 + k]
+        return np.r_[np.exp(e), np.exp(a + self._exponents(theta) * self.x0), theta[1 + k:]]
 
     def internal(self, natural: np.ndarray) -> np.ndarray:
         k = self.K
         e, a, alpha = natural[0], natural[1:1 + k], natural[1 + k:]
+        per_term = np.repeat(alpha, k) if self.tied else alpha
         with np.errstate(divide="ignore"):
-            theta = np.r_[np.log(e), np.log(a) - alpha * self.x0, alpha]
+            theta = np.r_[np.log(e), np.log(a) - per_term * self.x0, alpha]
         return np.clip(theta, self.lower + 1e-9, self.upper - 1e-9)
 
     # -- objective ---------------------------------------------------------------------------------
@@ -117,7 +132,7 @@ class PowerSumProblem:
         k = self.K
         t = np.empty((k + 1, len(self.logy)))
         t[0] = theta[0]
-        t[1:] = theta[1:1 + k, None] - theta[1 + k:, None] * self.z.T
+        t[1:] = theta[1:1 + k, None] - self._exponents(theta)[:, None] * self.z.T
         m = t.max(axis=0)
         w = np.exp(t - m)
         total = w.sum(axis=0)
@@ -131,7 +146,10 @@ class PowerSumProblem:
 
     def jacobian(self, theta: np.ndarray) -> np.ndarray:
         w = self._softmax(theta)[1]
-        return np.column_stack([w.T, -(w[1:].T * self.z)])
+        d_exp = -(w[1:].T * self.z)
+        if self.tied:
+            d_exp = d_exp.sum(axis=1, keepdims=True)
+        return np.column_stack([w.T, d_exp])
 
     def objective(self, theta: np.ndarray) -> float:
         return float(huber(self.residuals(theta), self.delta))
@@ -156,7 +174,8 @@ class PowerSumProblem:
         feats = [np.exp(-np.outer(grid, self.z[:, j])) for j in range(k)]          # (g, n) each
         w = 1.0 / self.loss
         w2 = w * w
-        index = [ix.ravel() for ix in np.meshgrid(*[np.arange(g)] * k, indexing="ij")]
+        index = ([np.arange(g)] * k if self.tied
+                 else [ix.ravel() for ix in np.meshgrid(*[np.arange(g)] * k, indexing="ij")])
         cells = len(index[0])
         gram = np.empty((cells, k + 1, k + 1))
         rhs = np.empty((cells, k + 1))
@@ -180,13 +199,13 @@ class PowerSumProblem:
             for i in range(k):
                 pred += coef[sl, i + 1, None] * feats[i][index[i][sl]]
             score[sl] = huber(np.log(pred) - self.logy, self.delta)
-        profile = score.reshape((g,) * k)
+        profile = score.reshape((g,) * (1 if self.tied else k))
         local = np.flatnonzero((minimum_filter(profile, size=3, mode="nearest") == profile).ravel())
         order = list(local[np.argsort(score[local], kind="stable")])
         order += [c for c in np.argsort(score, kind="stable")[: n_starts] if c not in set(order)]
         starts = []
         for c in order[:n_starts]:
-            alpha = grid[[index[i][c] for i in range(k)]]
+            alpha = grid[[index[i][c] for i in range(self.n_exp)]]
             starts.append(np.r_[np.log(coef[c, 0]), np.log(coef[c, 1:]), alpha])
         return starts
 
@@ -246,11 +265,12 @@ def minimise(problem: PowerSumProblem, starts: Sequence[np.ndarray], optimizer: 
 # Laws on LawData
 # --------------------------------------------------------------------------------------------------
 def param_names(law: str) -> tuple[str, ...]:
-    return ("E", "A", "B", "alpha", "beta") if law == "chinchilla" else ("E", "A", "alpha")
+    return {"chinchilla": ("E", "A", "B", "alpha", "beta"), "overtrain": ("E", "a", "b", "eta")}.get(
+        law, ("E", "A", "alpha"))
 
 
 def _law_vars(law: str, x: str | None) -> tuple[str, ...]:
-    if law == "chinchilla":
+    if law in ND_LAWS:
         return ("n", "d")
     if law == "power":
         return (X_NAMES[x or "flops"],)
@@ -309,6 +329,11 @@ class LawFit:
     holdout: dict[str, Any] | None = None
     noise: float | None = None
     """Robust scale (1.4826 MAD) of the log residuals at the optimum: one run's scatter about the law."""
+    misfit: dict[str, Any] | None = None
+    """The form's extrapolation error from leave-largest-out backtests (``law="auto"``): ``rate`` (RMS log
+    error per unit of log extrapolation), ``by`` (``n``, ``d`` or ``c``) and ``fitted_max`` (the largest value of it
+    fitted). A prediction beyond ``fitted_max`` adds ``rate x log(x / fitted_max)`` to the bootstrap's
+    spread in quadrature, so that intervals cover a form that bends the wrong way, not only noise."""
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -322,7 +347,13 @@ class LawFit:
     def form(self) -> str:
         if self.law == "chinchilla":
             return "L = E + A / N^alpha + B / D^beta"
+        if self.law == "overtrain":
+            return f"L = E + (a M^eta + b M^-eta) C^-eta, M = D/N, C = {self.flops_per_token_param:g} N D"
         return f"L = E + A * {self.x or 'flops'}^-alpha"
+
+    def nd_vector(self, vector: np.ndarray | None = None) -> np.ndarray:
+        """A law in N and D as Chinchilla parameters ``[E, A, B, alpha, beta]`` (the fit's, or ``vector``)."""
+        return chinchilla_vector(self.law, self.vector if vector is None else vector, self.flops_per_token_param)
 
     @property
     def intervals(self) -> dict[str, list[float]]:
@@ -356,33 +387,60 @@ class LawFit:
 
     def predict(self, n: Any = None, d: Any = None, c: Any = None) -> np.ndarray:
         """The point prediction of the loss."""
-        return evaluate_law(self.law, self.vector, self.inputs(n, d, c))
+        return evaluate_law(self.law, self.vector, self.inputs(n, d, c), self.flops_per_token_param)
 
     def prediction(self, n: Any = None, d: Any = None, c: Any = None, observed: bool = False) -> Prediction:
         """The prediction with its bootstrap interval: of the law by default, or with ``observed`` of one
         run's measured loss (the law's interval widened by the runs' log-normal scatter about it)."""
         inputs = self.inputs(n, d, c)
-        value = evaluate_law(self.law, self.vector, inputs)
+        k = self.flops_per_token_param
+        value = evaluate_law(self.law, self.vector, inputs, k)
         if self.samples is None or len(self.samples) == 0:
+            if self.misfit:
+                return Prediction(value, *self._with_misfit(value, value, value, n, d, c), self.level)
             return Prediction(value, value * np.nan, value * np.nan, self.level)
-        boot = np.stack([evaluate_law(self.law, s, inputs) for s in self.samples])
+        boot = np.stack([evaluate_law(self.law, s, inputs, k) for s in self.samples])
         if observed and self.noise:
             draws = np.random.default_rng(0).standard_normal((20, *boot.shape))
             boot = (boot[None] * np.exp(self.noise * draws)).reshape(-1, *boot.shape[1:])
         lo, hi = percentile_interval(boot, self.level)
-        return Prediction(value, lo, hi, self.level)
+        return Prediction(value, *self._with_misfit(value, lo, hi, n, d, c), self.level)
+
+    def _with_misfit(self, value: np.ndarray, lo: np.ndarray, hi: np.ndarray, n: Any, d: Any,
+                     c: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The interval widened, in log space and in quadrature, by the misfit at this extrapolation."""
+        if not self.misfit:
+            return lo, hi
+        from statistics import NormalDist
+
+        n, d, c = (None if v is None else np.asarray(v, dtype=float) for v in (n, d, c))
+        k = self.flops_per_token_param
+        derived = {"n": (c / (k * d)) if c is not None and d is not None else None,
+                   "d": (c / (k * n)) if c is not None and n is not None else None,
+                   "c": (k * n * d) if n is not None and d is not None else None}
+        given = {"n": n, "d": d, "c": c}
+        by = self.misfit["by"]
+        where = given[by] if given[by] is not None else derived[by]
+        if where is None:
+            return lo, hi
+        distance = np.maximum(np.log(where / self.misfit["fitted_max"]), 0.0)
+        m = NormalDist().inv_cdf(0.5 + self.level / 2) * self.misfit["rate"] * distance
+        with np.errstate(invalid="ignore", divide="ignore"):
+            below, above = np.log(value / lo), np.log(hi / value)
+        below, above = np.nan_to_num(below), np.nan_to_num(above)
+        return value * np.exp(-np.hypot(below, m)), value * np.exp(np.hypot(above, m))
 
     def compute_optimal(self, c: Any) -> dict[str, Prediction]:
-        """N*(C), D*(C), D*/N* and L*(C) minimising the Chinchilla law at C = k N D, with intervals."""
-        if self.law != "chinchilla":
-            raise UserError(f"compute-optimal allocation needs the chinchilla law, not {self.law}")
+        """N*(C), D*(C), D*/N* and L*(C) minimising the law (chinchilla or overtrain) at C = k N D, with intervals."""
+        if self.law not in ND_LAWS:
+            raise UserError(f"compute-optimal allocation needs a law in N and D ({', '.join(ND_LAWS)}), not {self.law}")
         c = np.asarray(c, dtype=float)
         if np.any(c <= 0):
             raise ParameterError("c", "compute must be positive")
-        point = allocation(self.vector, c, self.flops_per_token_param)
+        point = allocation(self.nd_vector(), c, self.flops_per_token_param)
         if self.samples is None or len(self.samples) == 0:
             return {k: Prediction(v, v * np.nan, v * np.nan, self.level) for k, v in point.items()}
-        boot = [allocation(s, c, self.flops_per_token_param) for s in self.samples]
+        boot = [allocation(self.nd_vector(s), c, self.flops_per_token_param) for s in self.samples]
         out = {}
         for key, value in point.items():
             lo, hi = percentile_interval(np.stack([b[key] for b in boot]), self.level)
@@ -397,14 +455,15 @@ class LawFit:
             "params": self.params, "intervals": self.intervals, "level": self.level,
             "n_points": self.n_points, "n_runs": self.n_runs,
             "objective": self.objective, "huber_delta": self.delta, "residual_sigma": self.noise,
+            "misfit": self.misfit,
             "flops_per_token_param": self.flops_per_token_param,
         }
-        if self.law == "chinchilla":
-            p = self.params
-            s = p["alpha"] + p["beta"]
+        if self.law in ND_LAWS:
+            _, a, b, alpha, beta = self.nd_vector()
+            s = alpha + beta
             out["compute_optimal"] = {
-                "n_exponent": p["beta"] / s, "d_exponent": p["alpha"] / s,
-                "G": float((p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1 / s)),
+                "n_exponent": beta / s, "d_exponent": alpha / s,
+                "G": float((alpha * a / (beta * b)) ** (1 / s)),
                 "form": "N* = G (C/k)^n_exponent, D* = (C/k) / N*",
             }
         out["bootstrap"] = dict(self.bootstrap)
@@ -446,13 +505,14 @@ class LawFit:
         noise = None if raw.get("residual_sigma") is None else _fit_number(raw, "residual_sigma", source, 0.0)
         if noise is not None and noise < 0:
             raise UserError(f"{source}: residual_sigma: expected a number >= 0, got {noise:g}")
+        misfit = _fit_misfit(raw.get("misfit"), source)
         return cls(law=raw["law"], params=params,
                    objective=_fit_number(raw, "objective", source, np.nan, finite=False),
                    n_points=int(_fit_number(raw, "n_points", source, 0)),
                    n_runs=int(_fit_number(raw, "n_runs", source, 0)), x=x if raw["law"] == "power" else None,
                    samples=samples, level=level, delta=delta, flops_per_token_param=k,
                    bootstrap=boot, info=raw.get("fit") or {}, data=raw.get("data") or {},
-                   holdout=raw.get("holdout"), noise=noise)
+                   holdout=raw.get("holdout"), noise=noise, misfit=misfit)
 
     @classmethod
     def load(cls, path: str | Path) -> LawFit:
@@ -490,11 +550,11 @@ def _param_problem(name: str, value: float) -> str | None:
     A, B > 0 and the exponents alpha, beta >= 0, so the loss falls as N and D grow."""
     if not np.isfinite(value):
         return "expected a finite number"
-    if name in ("A", "B") and not value > 0:
+    if name in ("A", "B", "a", "b") and not value > 0:
         return "expected a positive coefficient"
     if name == "E" and value < 0:
         return "expected an irreducible loss >= 0"
-    if name in ("alpha", "beta") and value < 0:
+    if name in ("alpha", "beta", "eta") and value < 0:
         return "expected an exponent >= 0 (a negative one makes the loss grow with scale)"
     return None
 
@@ -540,6 +600,17 @@ def _fit_samples(samples: Any, names: Sequence[str], source: str) -> np.ndarray 
     return array
 
 
+def _fit_misfit(misfit: Any, source: str) -> dict[str, Any] | None:
+    """The misfit block of a fit chosen by backtest: a rate >= 0, the variable and its fitted maximum."""
+    if misfit is None:
+        return None
+    ok = (isinstance(misfit, dict) and misfit.get("by") in ("n", "d", "c") and _is_number(misfit.get("rate"))
+          and misfit["rate"] >= 0 and _is_number(misfit.get("fitted_max")) and misfit["fitted_max"] > 0)
+    if not ok:
+        raise UserError(f"{source}: misfit: expected {{rate: number >= 0, by: n, d or c, fitted_max: number > 0}}")
+    return {"rate": float(misfit["rate"]), "by": misfit["by"], "fitted_max": float(misfit["fitted_max"])}
+
+
 def _check_intervals(intervals: Any, names: Sequence[str], source: str) -> None:
     """Each interval a pair [lower, upper] of numbers with lower <= upper (a fit without bootstrap has none)."""
     if intervals is None:
@@ -568,8 +639,22 @@ def percentile_interval(values: np.ndarray, level: float) -> tuple[np.ndarray, n
     return lo, hi
 
 
-def evaluate_law(law: str, vector: np.ndarray, inputs: Sequence[np.ndarray]) -> np.ndarray:
-    """E + sum_k A_k x_k^-alpha_k for natural parameters ``vector`` and the law's variables ``inputs``."""
+def chinchilla_vector(law: str, vector: np.ndarray, k: float = FLOPS_PER_TOKEN_PARAM) -> np.ndarray:
+    """A law in N and D as ``[E, A, B, alpha, beta]``: the overtrain law's ``[E, a, b, eta]`` is
+    E + a (k N^2)^-eta + b (k D^2)^-eta, so A = a k^-eta, B = b k^-eta, alpha = beta = 2 eta."""
+    vector = np.asarray(vector, dtype=float)
+    if law == "overtrain":
+        e, a, b, eta = vector
+        return np.array([e, a * k ** -eta, b * k ** -eta, 2 * eta, 2 * eta])
+    return vector
+
+
+def evaluate_law(law: str, vector: np.ndarray, inputs: Sequence[np.ndarray],
+                 k_flops: float = FLOPS_PER_TOKEN_PARAM) -> np.ndarray:
+    """E + sum_k A_k x_k^-alpha_k for natural parameters ``vector`` and the law's variables ``inputs``
+    (``k_flops``, k in C = k N D, only matters to the overtrain law)."""
+    if law == "overtrain":
+        vector = chinchilla_vector(law, vector, k_flops)
     k = len(inputs)
     e, coefs, exps = vector[0], vector[1:1 + k], vector[1 + k:]
     out = e + sum(a * np.asarray(x, dtype=float) ** -alpha for a, alpha, x in zip(coefs, exps, inputs, strict=True))
@@ -593,7 +678,11 @@ def allocation(vector: np.ndarray, c: np.ndarray, k: float = FLOPS_PER_TOKEN_PAR
 # --------------------------------------------------------------------------------------------------
 # Fitting, bootstrap, backtest
 # --------------------------------------------------------------------------------------------------
-def _problem(data: LawData, law: str, x: str | None, delta: float) -> PowerSumProblem:
+def _problem(data: LawData, law: str, x: str | None, delta: float,
+             k: float = FLOPS_PER_TOKEN_PARAM) -> PowerSumProblem:
+    if law == "overtrain":  # a (k N^2)^-eta + b (k D^2)^-eta: C/M and C M, one exponent
+        logx = np.column_stack([np.log(k) + 2 * np.log(data.get(v)) for v in ("n", "d")])
+        return PowerSumProblem(logx, data.loss, delta, tied=True)
     logx = np.column_stack([np.log(data.get(v)) for v in _law_vars(law, x)])
     return PowerSumProblem(logx, data.loss, delta)
 
@@ -602,12 +691,20 @@ def fit_law(data: LawData, law: str = "chinchilla", x: str | None = None, *, boo
             by: str = "run", level: float = 0.95, seed: int = 0, delta: float = HUBER_DELTA,
             optimizer: str = "trf", grid: np.ndarray = EXPONENT_GRID, n_starts: int = 8,
             flops_per_token_param: float = FLOPS_PER_TOKEN_PARAM) -> LawFit:
-    """Fit ``law`` ("chinchilla" or "power" in ``x`` = "flops" | "tokens" | "n") with bootstrap intervals.
+    """Fit ``law`` ("chinchilla", "overtrain" or "power" in ``x`` = "flops" | "tokens" | "n") with bootstrap
+    intervals.
 
     ``by`` is the bootstrap's resampling unit: "run" (each run, and so each seed, with all its points)
     or "size" (all runs of a model size together: wider, honest when sizes are few and runs many).
     ``flops_per_token_param`` is k in C = k N D, used by compute-optimal allocation and predictions.
+    ``law="auto"`` chooses the form by backtest (`sweeper.laws.select.select_law`).
     """
+    if law == "auto":
+        from sweeper.laws.select import select_law
+
+        return select_law(data, x if x else None, bootstrap=bootstrap, by=by, level=level, seed=seed, delta=delta,
+                          optimizer=optimizer, grid=grid, n_starts=n_starts,
+                          flops_per_token_param=flops_per_token_param)
     if law == "power":
         x = x or "flops"
         if x not in X_NAMES:
@@ -625,15 +722,16 @@ def fit_law(data: LawData, law: str = "chinchilla", x: str | None = None, *, boo
     # (scipy's L-BFGS-B ran 7x slower here with multithreaded OpenBLAS).
     with threadpool_limits(limits=1, user_api="blas"):
         t0 = time.perf_counter()
-        problem = _problem(data, law, x, delta)
+        problem = _problem(data, law, x, delta, flops_per_token_param)
         best = minimise(problem, problem.grid_starts(grid, n_starts), optimizer)
         fit_s = time.perf_counter() - t0
         t1 = time.perf_counter()
-        samples = _bootstrap(data, law, x, best, bootstrap, by, seed, delta, optimizer) if bootstrap > 0 else None
+        samples = (_bootstrap(data, law, x, best, bootstrap, by, seed, delta, optimizer, flops_per_token_param)
+                   if bootstrap > 0 else None)
     names = param_names(law)
     resid = problem.residuals(best.theta)
     noise = float(1.4826 * np.median(np.abs(resid - np.median(resid))))
-    bounded = problem.at_bounds(best.theta, [f"log {n}" if n in "EAB" else n for n in names])
+    bounded = problem.at_bounds(best.theta, [f"log {n}" if n in ("E", "A", "B", "a", "b") else n for n in names])
     if bounded:
         warnings.warn(f"{data.source}: {law} law: {', '.join(bounded)} at a bound of the search: these points "
                       f"do not determine the law (too few sizes or budgets, or too much noise); treat its "
@@ -654,7 +752,7 @@ def fit_law(data: LawData, law: str = "chinchilla", x: str | None = None, *, boo
 def resampling_units(data: LawData, law: str, x: str | None, by: str) -> list[np.ndarray]:
     """The point indices of each resampling unit: every run, or every model size (``by="size"``)."""
     if by == "size":
-        units = distinct_levels(data.get("n" if law == "chinchilla" else _law_vars(law, x)[0]))
+        units = distinct_levels(data.get("n" if law in ND_LAWS else _law_vars(law, x)[0]))
     else:
         _, units = np.unique(data.run, return_inverse=True)
     order = np.argsort(units, kind="stable")
@@ -667,20 +765,20 @@ def resample(units: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
 
 
 def refit(data: LawData, law: str, x: str | None, starts: Sequence[np.ndarray], delta: float = HUBER_DELTA,
-          optimizer: str = "trf") -> np.ndarray:
+          optimizer: str = "trf", k: float = FLOPS_PER_TOKEN_PARAM) -> np.ndarray:
     """The optimum (natural parameters) on ``data`` from the given natural-parameter starts (no grid)."""
-    problem = _problem(data, law, x, delta)
+    problem = _problem(data, law, x, delta, k)
     return minimise(problem, [problem.internal(v) for v in starts], optimizer).natural
 
 
 def _bootstrap(data: LawData, law: str, x: str | None, best: Optimum, replicates: int, by: str, seed: int,
-               delta: float, optimizer: str) -> np.ndarray:
+               delta: float, optimizer: str, k: float = FLOPS_PER_TOKEN_PARAM) -> np.ndarray:
     """Refit on ``replicates`` resamples of whole runs (or sizes), each from the full-data optimum and the
     other local optima the full fit found; returns the natural parameters, one row per replicate."""
     units = resampling_units(data, law, x, by)
     rng = np.random.default_rng(seed)
     starts = [best.natural, *best.others]
-    return np.stack([refit(data.take(resample(units, rng)), law, x, starts, delta, optimizer)
+    return np.stack([refit(data.take(resample(units, rng)), law, x, starts, delta, optimizer, k)
                      for _ in range(replicates)])
 
 
@@ -688,9 +786,14 @@ def backtest(data: LawData, law: str = "chinchilla", x: str | None = None, *, ho
              count: int = 1, **fit_kwargs: Any) -> dict[str, Any]:
     """Fit without the ``count`` largest model sizes (or compute budgets, ``holdout_by="c"``) and score the
     prediction of the held-out points: relative errors, bias, and how often the interval covers them."""
-    by = holdout_by or ("n" if law == "chinchilla" else X_NAMES[x or "flops"])
+    if law == "auto":
+        from sweeper.laws.select import candidates, holdout_variable
+
+        by = holdout_by or holdout_variable(data, candidates(data, x))
+    else:
+        by = holdout_by or ("n" if law in ND_LAWS else X_NAMES[x or "flops"])
     train, test = split_largest(data, by, count)
-    fit = fit_law(train, law, x, **fit_kwargs)
+    fit = fit_law(train, law, x, **fit_kwargs)  # with "auto", its misfit comes from the training part alone
     pred = fit.prediction(n=test.n, d=test.d, c=test.c)
     observed = fit.prediction(n=test.n, d=test.d, c=test.c, observed=True)
     rel = (pred.value - test.loss) / test.loss
@@ -702,9 +805,10 @@ def backtest(data: LawData, law: str = "chinchilla", x: str | None = None, *, ho
         "n_train": len(train), "n_test": len(test),
         "mean_abs_rel_error": float(np.abs(rel).mean()), "max_abs_rel_error": float(np.abs(rel).max()),
         "mean_rel_error": float(rel.mean()),
-        "interval_coverage": _coverage(test.loss, pred) if has_interval else None,
-        "predictive_coverage": _coverage(test.loss, observed) if has_interval else None,
-        "params": fit.params, "intervals": fit.intervals, "residual_sigma": fit.noise,
+        "interval_coverage": _coverage(test.loss, pred) if has_interval or fit.misfit else None,
+        "predictive_coverage": _coverage(test.loss, observed) if has_interval or fit.misfit else None,
+        "params": fit.params, "intervals": fit.intervals, "residual_sigma": fit.noise, "law": fit.law,
+        "misfit": fit.misfit,
     }
     if len(test) <= 200:
         cols = {v: test.get(v) for v in ("n", "d", "c") if getattr(test, v) is not None}

@@ -90,7 +90,7 @@ class TwoStepFit:
         inputs = self.loss_fit.inputs(n, d, c)
         from sweeper.laws.power import evaluate_law
 
-        boot = np.stack([sigmoid(s2, evaluate_law(self.loss_fit.law, s1, inputs))
+        boot = np.stack([sigmoid(s2, evaluate_law(self.loss_fit.law, s1, inputs, self.loss_fit.flops_per_token_param))
                          for s1, s2 in zip(self.loss_fit.samples, self.samples, strict=True)])
         lo, hi = percentile_interval(boot, level)
         return {"loss": loss, "accuracy": Prediction(value, lo, hi, level)}

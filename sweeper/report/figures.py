@@ -168,3 +168,18 @@ def decision_frontier(table: pl.DataFrame) -> go.Figure:
     fig.update_layout(**LAYOUT, title="DataDecide: decision accuracy against compute", xaxis_type="log",
                       xaxis_title="compute (FLOPs)", yaxis_title="decision accuracy", yaxis_tickformat=".0%")
     return fig
+
+
+def ladder_validation(table: pl.DataFrame) -> go.Figure:
+    """Each validation run: the law's prediction with its interval (made before it trained) and the loss
+    it measured."""
+    runs = table["run"].to_list()
+    pred, lo, hi = table["predicted"].to_numpy(), table["lower"].to_numpy(), table["upper"].to_numpy()
+    fig = go.Figure([
+        go.Scatter(x=runs, y=pred.tolist(), mode="markers", name="predicted", marker={"size": 12, "color": BEST},
+                   error_y={"type": "data", "symmetric": False, "array": (hi - pred).tolist(),
+                            "arrayminus": (pred - lo).tolist()}),
+        go.Scatter(x=runs, y=table["measured"].to_list(), mode="markers", name="measured",
+                   marker={"size": 12, "symbol": "x", "color": "#1f77b4"})])
+    fig.update_layout(**LAYOUT, title="the ladder's law against the runs it predicted", yaxis_title="loss")
+    return fig

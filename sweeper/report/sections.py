@@ -171,12 +171,15 @@ def laws(folder: Path) -> Section | None:
     from sweeper.laws.power import LawFit
 
     fits = []
-    for path in sorted((folder / "analysis").glob("*.json")):
+    for path in [*sorted((folder / "analysis").glob("*.json")), folder / "laws" / "fit.json"]:
+        if not path.is_file():
+            continue
         try:
             fits.append((path, LawFit.load(path)))
         except (UserError, ValueError, KeyError, TypeError):
             continue
-    if not fits:
+    validation = folder / "laws" / "validation.csv"
+    if not fits and not validation.exists():
         return None
     section = Section("laws", "Scaling laws")
     for path, fit in fits:
@@ -190,12 +193,21 @@ def laws(folder: Path) -> Section | None:
         chart = _law_chart(fit)
         if chart is not None:
             section.charts.append(chart)
+    if validation.exists():
+        table = pl.read_csv(validation)
+        section.paragraphs.append("The ladder's validation: each larger run's loss as the law predicted it before "
+                                  "it trained, with its interval, against the loss it reached.")
+        section.tables.append(_table(["run", "N", "D", "C", "predicted", "interval", "measured", "error"], [
+            [r["run"], r["n_params"], r["tokens"], r["flops"], r["predicted"],
+             f"[{r['lower']:.4g}, {r['upper']:.4g}]", r["measured"] if r["measured"] is not None else "-",
+             f"{r['rel_error']:+.2%}" if r["rel_error"] is not None else "-"] for r in table.iter_rows(named=True)]))
+        section.charts.append(figures.ladder_validation(table))
     return section
 
 
 def _law_chart(fit: Any) -> Any:
     c = np.geomspace(1e15, 1e24, 60)
-    if fit.law == "chinchilla":
+    if fit.law in ("chinchilla", "overtrain"):
         opt = fit.compute_optimal(c)
         loss = opt["loss"]
         return figures.law(c, np.ravel(loss.value), np.ravel(loss.lo), np.ravel(loss.hi), None, "compute (FLOPs)",

@@ -29,13 +29,22 @@ def print_law_fit(fit: Any, output: str | None, plots: list[Path]) -> None:
                   f"{fit.objective:.6g}; fit {info.get('fit_s', 0):.2f} s ({info.get('starts_at_optimum')}/"
                   f"{info.get('starts')} starts at the optimum), bootstrap {fit.bootstrap.get('replicates')} x "
                   f"{fit.bootstrap.get('by')} {info.get('bootstrap_s', 0):.2f} s")
-    if fit.law == "chinchilla":
-        p = fit.params
-        s = p["alpha"] + p["beta"]
+    auto = fit.info.get("auto")
+    if auto:
+        scores = "  ".join(f"{name} {v['mean_abs_rel_error']:.2%}" if v["mean_abs_rel_error"] is not None
+                           else f"{name} -" for name, v in auto["scores"].items())
+        print(f"law chosen by backtest (mean |rel err| predicting the {' and '.join(map(str, auto['holdouts']))} "
+              f"largest {auto['holdout_by']} levels from the rest): {scores} -> {auto['chosen']}")
+        if fit.misfit:
+            print(f"  its extrapolation error, {fit.misfit['rate']:.3f} in log loss per unit of log "
+                  f"{fit.misfit['by']} beyond {fit.misfit['fitted_max']:.3g}, widens every interval beyond the data")
+    if fit.law in ("chinchilla", "overtrain"):
+        _, _, _, alpha, beta = fit.nd_vector()
+        s = alpha + beta
         budgets = np.array([1e21, 1e23, 1e25])
         opt = fit.compute_optimal(budgets)
-        print(f"compute-optimal (C = {fit.flops_per_token_param:g} N D): N* ~ C^{p['beta'] / s:.3f}, "
-                      f"D* ~ C^{p['alpha'] / s:.3f}")
+        print(f"compute-optimal (C = {fit.flops_per_token_param:g} N D): N* ~ C^{beta / s:.3f}, "
+                      f"D* ~ C^{alpha / s:.3f}")
         tpp = opt["tokens_per_param"]
         for i, c in enumerate(budgets):
             band = f" [{tpp.lo[i]:.3g}, {tpp.hi[i]:.3g}]" if np.isfinite(tpp.lo[i]) else ""

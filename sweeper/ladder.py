@@ -1,0 +1,160 @@
+"""A model ladder's end (``laws:`` in a study), the way large runs are planned: fit a scaling law to the
+sweep's runs, predict the larger validation runs *before* they train (``laws/predictions.json``), train
+them, and compare (``laws/validation.csv``: ``n_params``, ``tokens``, ``flops``, ``predicted``, ``lower``,
+``upper``, ``measured``, ``rel_error``).
+
+The law is any of `sweeper.laws.power`'s forms, ``auto`` by default (chosen by backtest, its intervals
+widened by its extrapolation error); N is the parameter count the workload reports (``m.n_params``) or a
+config column, D the tokens seen, C the FLOPs counted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import polars as pl
+
+from sweeper.errors import UserError
+from sweeper.phases import follow_up_study, run_size
+from sweeper.plan import RunPlan
+from sweeper.spec import Study, result_key
+
+VALIDATE_PHASE = "validate"
+MIN_SIZES = 3
+OUT_DIR = "laws"
+
+
+def ladder_runs(study: Study) -> list[dict[str, float]]:
+    """The size of every run of the sweep's grid (none when the sweep is not a grid)."""
+    from sweeper import space as space_mod
+
+    if study.search.algo != "grid":
+        return []
+    plan = RunPlan.from_study(study)
+    grid = space_mod.grid(study.space)
+    names = list(grid)
+    return [run_size(study, plan.workload_config(dict(zip(names, values, strict=True))))
+            for values in itertools.product(*grid.values())]
+
+
+def check_ladder(study: Study, source: str) -> None:
+    """Before anything trains: at least 3 model sizes, and every validation run larger than the ladder."""
+    spec = study.laws
+    if spec is None:
+        return
+    runs = ladder_runs(study)
+    sizes = sorted({r["n_params"] for r in runs if "n_params" in r})
+    if runs and len(sizes) < MIN_SIZES:
+        raise UserError(f"{source}: laws: the ladder has {len(sizes)} model size(s); a law needs at least "
+                        f"{MIN_SIZES} (add sizes to the space)")
+    if spec.validate_ is None or not runs:
+        return
+    largest = max(r.get("flops", 0.0) for r in runs)
+    for name, params in spec.validate_.runs.items():
+        size = run_size(study, {**study.params, **params})
+        if size.get("flops", 0.0) <= largest:
+            raise UserError(f"{source}: laws.validate.runs.{name}: {size.get('flops', 0.0):.3g} FLOPs is no larger "
+                            f"than the ladder's largest run ({largest:.3g}); expected a larger run")
+
+
+def _n_column(study: Study, columns: list[str]) -> str:
+    name = study.laws.n
+    for candidate in (name, f"m.{name}", f"cfg.{name}"):
+        if candidate in columns:
+            return candidate
+    raise UserError(f"laws.n: {name}: no such metric or config column (the workload reports "
+                    f"{', '.join(c for c in columns if c.startswith('m.')) or 'no metric'})")
+
+
+def fit_ladder(study: Study, results: Path) -> Any:
+    """The study's law fitted to the sweep's finished runs (final losses)."""
+    from sweeper.law_inputs import law_points
+    from sweeper.laws.power import fit_law
+    from sweeper.results import StudyResults
+
+    spec = study.laws
+    folder = StudyResults(results)
+    loss = result_key(spec.loss or study.search.metrics[0])
+    data = law_points(folder, loss, n=_n_column(study, folder.columns()), d="tokens", c="flops")
+    data = data.take(np.flatnonzero(np.isin(data.run, folder.finished_trials("search")["trial_id"].to_list())))
+    return fit_law(data, spec.law, "flops" if spec.law == "power" else None, bootstrap=spec.bootstrap,
+                   level=spec.level, seed=study.seed)
+
+
+def predict_runs(study: Study, fit: Any) -> list[dict[str, Any]]:
+    """Each validation run's size and the law's prediction for it, with the interval."""
+    out = []
+    for name, params in study.laws.validate_.runs.items():
+        size = run_size(study, {**study.params, **params})
+        pred = fit.prediction(n=size["n_params"], d=size["tokens"])
+        out.append({"run": name, **size, "predicted": float(np.ravel(pred.value)[0]),
+                    "lower": float(np.ravel(pred.lo)[0]), "upper": float(np.ravel(pred.hi)[0])})
+    return out
+
+
+def run_ladder(study: Study, results: Path, out: TextIO,
+               run_phase: Callable[[Study, str], Any]) -> dict[str, Any]:
+    """Fit, predict, write the predictions, train the validation runs, compare; returns the summary."""
+    spec = study.laws
+    folder = results / OUT_DIR
+    folder.mkdir(exist_ok=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = fit_ladder(study, results)
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        print(f"sweeper: warning: {message}", file=out)
+    fit.save(folder / "fit.json")
+    summary: dict[str, Any] = {"law": fit.law, "form": fit.form, "params": fit.params,
+                               "auto": fit.info.get("auto"), "level": fit.level}
+    print(f"law fitted to the ladder ({fit.n_points} runs): {fit.law}, {fit.form}", file=out)
+    if spec.validate_ is None:
+        (folder / "ladder.json").write_text(json.dumps(summary, indent=2, default=float))
+        return summary
+    predictions = predict_runs(study, fit)
+    (folder / "predictions.json").write_text(json.dumps(predictions, indent=2))  # on disk before they train
+    presets = {name: dict(params) for name, params in spec.validate_.runs.items()}
+    run_phase(follow_up_study(study, presets, list(spec.validate_.seeds), params=dict(study.params)),
+              VALIDATE_PHASE)
+    table = compare(study, results, predictions)
+    table.write_csv(folder / "validation.csv")
+    summary["validation"] = table.to_dicts()
+    (folder / "ladder.json").write_text(json.dumps(summary, indent=2, default=float))
+    _print(out, table, fit.level)
+    return summary
+
+
+def compare(study: Study, results: Path, predictions: list[dict[str, Any]]) -> pl.DataFrame:
+    """Predicted against measured (mean over the validation seeds) for every validation run."""
+    from sweeper.results import StudyResults
+
+    loss = result_key(study.laws.loss or study.search.metrics[0])
+    trials = StudyResults(results).finished_trials(VALIDATE_PHASE)
+    rows = []
+    for p in predictions:
+        mine = trials.filter(pl.col("cfg.candidate") == p["run"]) if trials.height else trials
+        measured = float(mine[loss].cast(pl.Float64).mean()) if mine.height and loss in mine.columns else None
+        rows.append({"run": p["run"], "n_params": p["n_params"], "tokens": p["tokens"], "flops": p["flops"],
+                     "predicted": p["predicted"], "lower": p["lower"], "upper": p["upper"], "measured": measured,
+                     "seeds": mine.height,
+                     "rel_error": None if measured is None else (p["predicted"] - measured) / measured})
+    return pl.DataFrame(rows, schema={"run": pl.String, "n_params": pl.Float64, "tokens": pl.Float64,
+                                      "flops": pl.Float64, "predicted": pl.Float64, "lower": pl.Float64,
+                                      "upper": pl.Float64, "measured": pl.Float64, "seeds": pl.Int64,
+                                      "rel_error": pl.Float64})
+
+
+def _print(out: TextIO, table: pl.DataFrame, level: float) -> None:
+    print(f"ladder validation (predicted before training, {level:.0%} interval, against the measured loss):",
+          file=out)
+    for r in table.iter_rows(named=True):
+        measured = "not measured" if r["measured"] is None else (
+            f"measured {r['measured']:.4f} ({r['rel_error']:+.2%}; "
+            f"{'inside' if r['lower'] <= r['measured'] <= r['upper'] else 'outside'} the interval)")
+        print(f"  {r['run']}: N {r['n_params']:.3g}, D {r['tokens']:.3g}, C {r['flops']:.3g}: predicted "
+              f"{r['predicted']:.4f} [{r['lower']:.4f}, {r['upper']:.4f}], {measured}", file=out)

@@ -1,0 +1,59 @@
+"""A model ladder (``laws:`` in a study): the law is fitted and its predictions written before the larger
+validation runs train; they are then compared. Real Ray Tune runs of the synthetic workload, whose law is known."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import polars as pl
+import pytest
+
+from sweeper.engine import run_study
+from sweeper.errors import UserError
+from sweeper.spec import parse_study
+from tests.helpers import study_data
+from workloads.synthetic import expected_loss, optimal_lr
+
+SIZES = {"xs": 1e6, "s": 4e6, "m": 1.6e7, "l": 6.4e7}
+
+
+def ladder_study(sizes=SIZES, validate=None, **laws):
+    presets = {name: {"n_params": n, "lr": optimal_lr(n)} for name, n in sizes.items()}
+    big = 2.56e8
+    return parse_study(study_data(
+        name="ladder", params={"steps": 5, "noise": 0.0},
+        space={"size": {"type": "choice", "values": list(sizes), "presets": presets},
+               "tokens": {"type": "choice", "values": [2e7, 8e7, 3.2e8]}},
+        search={"algo": "grid", "metric": "loss", "mode": "min"}, budget={"concurrent": 2},
+        laws={"law": "chinchilla", "bootstrap": 20, **laws,
+              "validate": validate or {"runs": {"big": {"n_params": big, "lr": optimal_lr(big), "tokens": 2e9}}}}))
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_the_ladder_predicts_its_validation_run_before_training_it(tmp_path):
+    out = io.StringIO()
+    outcome = run_study(ladder_study(), tmp_path / "r", stream=out, rich=False)
+    folder = outcome.results_dir / "laws"
+    predictions = json.loads((folder / "predictions.json").read_text())
+    assert predictions[0]["run"] == "big" and predictions[0]["n_params"] == 2.56e8
+    table = pl.read_csv(folder / "validation.csv")
+    assert table.columns[:9] == ["run", "n_params", "tokens", "flops", "predicted", "lower", "upper", "measured",
+                                 "seeds"] and "rel_error" in table.columns
+    row = table.row(0, named=True)
+    truth = expected_loss(2.56e8, 2e9, optimal_lr(2.56e8))
+    assert row["measured"] == pytest.approx(truth, rel=1e-6)  # the validation run really trained
+    assert abs(row["rel_error"]) < 0.01  # noise-free points of the synthetic law: the law extrapolates
+    assert row["lower"] <= row["predicted"] <= row["upper"]
+    assert "ladder validation" in out.getvalue() and "inside the interval" in out.getvalue()
+    assert outcome.ladder["law"] == "chinchilla"
+    assert (folder / "fit.json").is_file()
+
+
+def test_a_ladder_too_short_or_a_validation_too_small_is_refused_before_training(tmp_path):
+    with pytest.raises(UserError, match="laws: the ladder has 2 model size"):
+        run_study(ladder_study(sizes={"xs": 1e6, "s": 4e6}), tmp_path / "a", stream=io.StringIO(), rich=False)
+    small = {"runs": {"tiny": {"n_params": 1e6, "tokens": 2e7}}}
+    with pytest.raises(UserError, match="laws.validate.runs.tiny: .* no larger than the ladder's largest run"):
+        run_study(ladder_study(validate=small), tmp_path / "b", stream=io.StringIO(), rich=False)
+    assert not (tmp_path / "a" / "rows").exists() and not (tmp_path / "b" / "rows").exists()

@@ -1,0 +1,80 @@
+"""The over-training law, choosing a law by backtest (``law="auto"``), and intervals that include misfit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sweeper.errors import UserError
+from sweeper.laws.data import LawData
+from sweeper.laws.power import LawFit, backtest, chinchilla_vector, evaluate_law, fit_law
+from sweeper.laws.select import candidates, select_law
+
+K = 6.0
+
+
+def ladder(loss_of, sizes=(1e6, 2e6, 4e6, 8e6, 1.6e7, 3.2e7, 6.4e7), multipliers=(5, 10, 20, 40),
+           noise=0.002, seed=0) -> LawData:
+    rng = np.random.default_rng(seed)
+    n = np.repeat(np.asarray(sizes, dtype=float), len(multipliers))
+    d = n * np.tile(np.asarray(multipliers, dtype=float), len(sizes))
+    loss = loss_of(n, d) * np.exp(rng.normal(0.0, noise, n.size))
+    return LawData(loss=loss, n=n, d=d, c=K * n * d, run=np.arange(n.size).astype(str), source="ladder")
+
+
+def overtrain_law(n, d, e=1.8, a=300.0, b=500.0, eta=0.15):
+    c, m = K * n * d, d / n
+    return e + (a * m ** eta + b * m ** -eta) * c ** -eta
+
+
+def chinchilla_law(n, d):
+    return 1.7 + 400.0 / n ** 0.2 + 4000.0 / d ** 0.5  # very different exponents for N and D
+
+
+def test_the_overtrain_law_recovers_its_parameters_and_is_chinchilla_with_tied_exponents():
+    data = ladder(overtrain_law, noise=0.0005)
+    fit = fit_law(data, "overtrain", bootstrap=0)
+    assert fit.params["eta"] == pytest.approx(0.15, rel=0.05) and fit.params["E"] == pytest.approx(1.8, rel=0.02)
+    n, d = np.array([1e9, 3e9]), np.array([2e10, 1e11])
+    assert fit.predict(n=n, d=d) == pytest.approx(overtrain_law(n, d), rel=0.01)
+    nd = chinchilla_vector("overtrain", fit.vector, K)
+    assert nd[3] == nd[4] == pytest.approx(2 * fit.params["eta"])
+    assert evaluate_law("chinchilla", nd, [n, d]) == pytest.approx(evaluate_law("overtrain", fit.vector, [n, d], K))
+    assert fit.compute_optimal(np.array([1e21]))["tokens_per_param"].value.shape == (1,)
+    assert "M = D/N" in fit.form
+
+
+def test_auto_keeps_the_form_that_extrapolated_best():
+    tied = select_law(ladder(overtrain_law), bootstrap=0)
+    assert tied.law == "overtrain"
+    scores = tied.info["auto"]["scores"]
+    assert set(scores) == {"chinchilla", "overtrain", "power(flops)"}
+    assert scores["overtrain"]["mean_abs_rel_error"] < scores["power(flops)"]["mean_abs_rel_error"]
+    free = select_law(ladder(chinchilla_law), bootstrap=0)
+    assert free.law == "chinchilla"  # tied exponents cannot follow alpha 0.2 against beta 0.5
+    only_c = LawData(loss=np.array([3.0, 2.7, 2.5, 2.35, 2.25]), c=np.geomspace(1e15, 1e19, 5), source="t")
+    assert candidates(only_c) == [("power", "flops")] and select_law(only_c, bootstrap=0).law == "power"
+
+
+def test_the_misfit_widens_intervals_with_the_extrapolation_and_survives_json(tmp_path):
+    data = ladder(chinchilla_law, noise=0.004, seed=1)
+    fit = fit_law(data, "auto", bootstrap=50)
+    assert fit.misfit is not None and fit.misfit["by"] == "n" and fit.misfit["rate"] > 0
+    inside = fit.prediction(n=4e7, d=4e8)
+    near, far = fit.prediction(n=1.3e8, d=2.6e9), fit.prediction(n=1e10, d=2e11)
+    width = lambda p: float(np.log(p.hi / p.lo))  # noqa: E731
+    bare = LawFit.from_dict({**fit.to_dict(), "misfit": None})
+    assert width(inside) == pytest.approx(width(bare.prediction(n=4e7, d=4e8)))  # no extrapolation, no misfit
+    assert width(near) > width(bare.prediction(n=1.3e8, d=2.6e9)) and width(far) > 2 * width(near)
+    fit.save(tmp_path / "fit.json")
+    again = LawFit.load(tmp_path / "fit.json")
+    assert again.misfit == fit.misfit and again.info["auto"]["chosen"] == "chinchilla"
+    with pytest.raises(UserError, match="misfit: expected"):
+        LawFit.from_dict({**fit.to_dict(), "misfit": {"rate": -1, "by": "n", "fitted_max": 1.0}})
+
+
+def test_a_backtest_of_auto_chooses_on_the_training_part_and_reports_coverage():
+    data = ladder(overtrain_law, noise=0.003, seed=2)
+    out = backtest(data, "auto", count=1, bootstrap=30, level=0.9)
+    assert out["law"] in ("overtrain", "chinchilla") and out["misfit"] is not None
+    assert out["held_out"]["by"] == "n" and 0.0 <= out["interval_coverage"] <= 1.0
