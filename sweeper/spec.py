@@ -126,6 +126,17 @@ class ResourcesSpec(_Strict):
         return self
 
 
+def seed_list(v: Any) -> Any:
+    """Seeds given as a count n (seeds 0..n-1) or as a list; a bool or a count below 1 is refused."""
+    if isinstance(v, bool):
+        raise ValueError(f"expected a positive count or a list of seeds, got {v!r}")
+    if isinstance(v, int):
+        if v < 1:
+            raise ValueError(f"expected a positive count of seeds, got {v}")
+        return list(range(v))
+    return v
+
+
 class ValidateSpec(_Strict):
     """RegMix step 5: train larger models on the predicted best mixture and on baselines."""
 
@@ -139,13 +150,7 @@ class ValidateSpec(_Strict):
     @field_validator("seeds", mode="before")
     @classmethod
     def _seeds(cls, v: Any) -> Any:
-        if isinstance(v, bool):
-            raise ValueError(f"expected a positive count or a list of seeds, got {v!r}")
-        if isinstance(v, int):
-            if v < 1:
-                raise ValueError(f"expected a positive count of seeds, got {v}")
-            return list(range(v))
-        return v
+        return seed_list(v)
 
     @field_validator("seeds")
     @classmethod
@@ -187,13 +192,7 @@ class LawsValidateSpec(_Strict):
     @field_validator("seeds", mode="before")
     @classmethod
     def _seeds(cls, v: Any) -> Any:
-        if isinstance(v, bool):
-            raise ValueError(f"expected a positive count or a list of seeds, got {v!r}")
-        if isinstance(v, int):
-            if v < 1:
-                raise ValueError(f"expected a positive count or a list of seeds, got {v}")
-            return list(range(v))
-        return v
+        return seed_list(v)
 
 
 class LawsSpec(_Strict):
