@@ -155,6 +155,11 @@ def _print(out: TextIO, table: pl.DataFrame, level: float) -> None:
     for r in table.iter_rows(named=True):
         measured = "not measured" if r["measured"] is None else (
             f"measured {r['measured']:.4f} ({r['rel_error']:+.2%}; "
-            f"{'inside' if r['lower'] <= r['measured'] <= r['upper'] else 'outside'} the interval)")
+            f"{'inside' if _inside(r['measured'], r['lower'], r['upper']) else 'outside'} the interval)")
         print(f"  {r['run']}: N {r['n_params']:.3g}, D {r['tokens']:.3g}, C {r['flops']:.3g}: predicted "
               f"{r['predicted']:.4f} [{r['lower']:.4f}, {r['upper']:.4f}], {measured}", file=out)
+
+
+def _inside(value: float, lower: float, upper: float, rtol: float = 1e-9) -> bool:
+    """``value`` within [lower, upper], up to rounding (a noise-free ladder gives a zero-width interval)."""
+    return lower * (1 - rtol) <= value <= upper * (1 + rtol)

@@ -48,6 +48,10 @@ def test_the_ladder_predicts_its_validation_run_before_training_it(tmp_path):
     assert "ladder validation" in out.getvalue() and "inside the interval" in out.getvalue()
     assert outcome.ladder["law"] == "chinchilla"
     assert (folder / "fit.json").is_file()
+    from sweeper.report import build_report
+
+    page = build_report(outcome.results_dir)  # the report shows the law and the ladder's validation
+    assert '<section id="laws">' in page and "The ladder's validation" in page and 'data-chart="laws-1"' in page
 
 
 def test_a_ladder_too_short_or_a_validation_too_small_is_refused_before_training(tmp_path):

@@ -190,7 +190,7 @@ def laws(folder: Path) -> Section | None:
             section.paragraphs.append(f"Backtest without the {h['held_out']['count']} largest "
                                       f"{html.escape(str(h['held_out']['by']))} level(s): mean |relative error| "
                                       f"{h['mean_abs_rel_error']:.2%} on {h['n_test']} points.")
-        chart = _law_chart(fit)
+        chart = _law_chart(fit, _compute_range(folder))
         if chart is not None:
             section.charts.append(chart)
     if validation.exists():
@@ -205,8 +205,18 @@ def laws(folder: Path) -> Section | None:
     return section
 
 
-def _law_chart(fit: Any) -> Any:
-    c = np.geomspace(1e15, 1e24, 60)
+def _compute_range(folder: Path) -> tuple[float, float]:
+    """From half the smallest to 100x the largest compute the folder's finished runs spent (else 1e15-1e24)."""
+    try:
+        flops = StudyResults(folder).finished_trials()["flops"].cast(pl.Float64).drop_nulls().to_numpy()
+    except Exception:  # noqa: BLE001 - a saved fit may sit in a folder without readable rows
+        flops = np.empty(0)
+    flops = flops[np.isfinite(flops) & (flops > 0)]
+    return (float(flops.min()) / 2, float(flops.max()) * 100) if flops.size else (1e15, 1e24)
+
+
+def _law_chart(fit: Any, span: tuple[float, float]) -> Any:
+    c = np.geomspace(*span, 60)
     if fit.law in ("chinchilla", "overtrain"):
         opt = fit.compute_optimal(c)
         loss = opt["loss"]
