@@ -7,9 +7,13 @@ equal total cost, on two problems:
   thread): width (d_model), training tokens and learning rate on log scales; the metric is the validation
   loss averaged over the five built-in domains, the cost the counted training FLOPs. Seconds per trial.
 
-For each method and seed: the hypervolume of its (cost, metric) front (log10 cost), the total cost it
-spent before reaching random search's median final hypervolume (and that as a multiple of random's and of
-TPE's), and the total cost it spent before one of its trials costing at most L came within 1% of the best
+For each method and seed: the hypervolume of its (cost, metric) front (log10 cost) and the total cost it
+spent before its front reached the problem's fixed reference hypervolume (``target_hv``); a run that never
+reaches it within the budget is censored there. Per method the table gives the mean hypervolume with a 90%
+bootstrap interval over seeds, how many seeds reached the reference, the median cost to reach it (``>budget``
+when half or more never did), and that median as a multiple of random search's and of TPE's, each with a 90%
+bootstrap interval (seeds resampled within each method; a resample whose median is censored makes the ratio
+unbounded). Also: the total cost spent before one of its trials costing at most L came within 1% of the best
 metric any method found at that cost L, for three cost levels L.
 
     python bench/search.py [--problem synthetic|tinylm|both] [--seeds 3] [--jobs 2]
@@ -26,6 +30,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +52,7 @@ class Problem:
     levels: tuple[float, ...]  # cost levels for "within 1% of the best at this cost"
     budget: float  # total cost each method may spend per seed
     unit: str
+    target_hv: float  # the fixed reference hypervolume whose cost to reach is compared
 
 
 def evaluate_synthetic(config: dict) -> tuple[float | None, float]:
@@ -75,12 +81,14 @@ PROBLEMS = {
     "synthetic": Problem("synthetic",
                          (Dimension("n_params", 1e7, 1e9, "log"), Dimension("tokens", 1e8, 1e10, "log"),
                           Dimension("lr", 1e-4, 1e-1, "log")), evaluate_synthetic,
-                         reference=(6e19, 6.5), levels=(6e16, 6e17, 6e18), budget=1e20, unit="FLOPs"),
+                         reference=(6e19, 6.5), levels=(6e16, 6e17, 6e18), budget=1e20, unit="FLOPs",
+                         target_hv=9.0),
     "tinylm": Problem("tinylm",
                       (Dimension("d_model", 16, 96, "log", integer=True),
                        Dimension("tokens", 2e4, 5e5, "log", integer=True),
                        Dimension("lr", 1e-4, 1e-1, "log")), evaluate_tinylm,
-                      reference=(1e12, 4.5), levels=(1e10, 3e10, 1e11), budget=2e12, unit="FLOPs"),
+                      reference=(1e12, 4.5), levels=(1e10, 3e10, 1e11), budget=2e12, unit="FLOPs",
+                      target_hv=3.8),
 }
 
 
@@ -159,9 +167,45 @@ def _one_run(problem_name: str, budget: float, method: str, seed: int
     return method, seed, costs, metrics, time.perf_counter() - t0
 
 
-def median_cost(values: list[float]) -> float:
-    """The median, counting never-reached (inf) as worst: inf when at least half never got there."""
-    return float(np.median(np.array(values, dtype=float)))
+def median_cost(values: list[float] | np.ndarray, axis: int | None = None) -> Any:
+    """The median (the higher middle value of an even count), counting never-reached (inf) as worst: inf when
+    at least half never got there."""
+    out = np.quantile(np.asarray(values, dtype=float), 0.5, axis=axis, method="higher")
+    return float(out) if axis is None else out
+
+
+BOOTSTRAP = 2000
+LEVEL = 0.9
+
+
+def _interval(draws: np.ndarray) -> tuple[float, float]:
+    tail = 50 * (1 - LEVEL)  # order statistics, no interpolation: an infinite draw stays infinite
+    return float(np.percentile(draws, tail, method="lower")), float(np.percentile(draws, 100 - tail, method="higher"))
+
+
+def mean_interval(values: list[float], rng: np.random.Generator) -> tuple[float, float]:
+    """A 90% bootstrap interval of the mean over seeds."""
+    v = np.asarray(values, dtype=float)
+    return _interval(v[rng.integers(0, len(v), (BOOTSTRAP, len(v)))].mean(axis=1))
+
+
+def ratio_interval(costs: list[float], base: list[float], rng: np.random.Generator) -> tuple[float, float]:
+    """A 90% bootstrap interval of median(costs) / median(base), seeds resampled within each; censored runs
+    (inf) count as worst, so a resample with half or more censored has an infinite (or zero) ratio."""
+    a, b = np.asarray(costs, dtype=float), np.asarray(base, dtype=float)
+    ma = median_cost(a[rng.integers(0, len(a), (BOOTSTRAP, len(a)))], axis=1)
+    mb = median_cost(b[rng.integers(0, len(b), (BOOTSTRAP, len(b)))], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(np.isinf(ma) & np.isinf(mb), np.nan, ma / mb)
+    ratio = ratio[~np.isnan(ratio)]
+    return _interval(ratio) if ratio.size else (math.nan, math.nan)
+
+
+def _fmt_interval(lo: float, hi: float) -> str:
+    def one(v: float) -> str:
+        return "inf" if math.isinf(v) else f"{v:.2f}"
+
+    return f"[{one(lo)}, {one(hi)}]"
 
 
 def compare(problem: Problem, seeds: int, jobs: int) -> dict:
@@ -177,29 +221,43 @@ def compare(problem: Problem, seeds: int, jobs: int) -> dict:
     cheap = {level: [m[c <= level].min() for rs in runs.values() for c, m in rs if (c <= level).any()]
              for level in problem.levels}
     best = {level: min(found) for level, found in cheap.items() if found}  # levels no trial reached drop out
-    random_hv = float(np.median([hypervolume(c, m, ref) for c, m in runs["random"]]))
+    rng = np.random.default_rng(0)
+    to_target = {name: [cost_to_hypervolume(c, m, ref, problem.target_hv) for c, m in rs]
+                 for name, rs in runs.items()}
     rows = []
     for name, rs in runs.items():
         hv = [hypervolume(c, m, ref) for c, m in rs]
-        row = {"method": name, "hypervolume": float(np.mean(hv)), "hv_std": float(np.std(hv)),
+        cost = median_cost(to_target[name])
+        row = {"method": name, "hypervolume": float(np.mean(hv)),
+               "hv 90%": _fmt_interval(*mean_interval(hv, rng)),
                "trials": float(np.mean([len(c) for c, _ in rs])),
                "failed": float(np.mean([np.isinf(m).sum() for _, m in rs])),
                "best_metric": float(np.mean([m.min() for _, m in rs])),
-               "cost_to_random_hv": median_cost([cost_to_hypervolume(c, m, ref, random_hv) for c, m in rs]),
+               "reached": f"{int(np.isfinite(to_target[name]).sum())}/{len(rs)}",
+               "cost_to_target": cost if math.isfinite(cost) else ">budget",
                "run_s": seconds[name]}
+        for base in ("random", "tpe"):
+            base_cost = median_cost(to_target[base])
+            row[f"x_{base}"] = cost / base_cost if math.isfinite(base_cost) else (math.nan if math.isinf(cost)
+                                                                                 else 0.0)
+            row[f"x_{base} 90%"] = _fmt_interval(*ratio_interval(to_target[name], to_target[base], rng))
         for level in best:
             reach = [cost_to_reach(c, m, level, 1.01 * best[level]) for c, m in rs]
             row[f"1%@{level:.0e}: reached"] = f"{int(np.isfinite(reach).sum())}/{len(reach)}"
             row[f"1%@{level:.0e}: cost"] = median_cost(reach)
         rows.append(row)
-    base = {r["method"]: r["cost_to_random_hv"] for r in rows}
-    for row in rows:
-        row["x_random"] = row["cost_to_random_hv"] / base["random"]
-        row["x_tpe"] = row["cost_to_random_hv"] / base["tpe"] if math.isfinite(base["tpe"]) else math.nan
-    print_table(rows, f"{problem.name}: equal total cost {problem.budget:.0e} {problem.unit}, {seeds} seeds; "
-                      f"random's median hypervolume {random_hv:.3f}; costs are medians over seeds")
+    main_cols = ("method", "hypervolume", "hv 90%", "trials", "failed", "reached", "cost_to_target", "x_random",
+                 "x_random 90%", "x_tpe", "x_tpe 90%", "run_s")
+    print_table([{k: r[k] for k in main_cols} for r in rows],
+                f"{problem.name}: equal total cost {problem.budget:.0e} {problem.unit}, {seeds} seeds; cost to "
+                      f"the reference hypervolume {problem.target_hv} (median over seeds, censored at the budget); "
+                      f"90% bootstrap intervals")
+    print_table([{k: v for k, v in r.items() if k == "method" or k.startswith("1%@") or k == "best_metric"}
+                 for r in rows], f"{problem.name}: cost until a trial costing at most L came within 1% of the best "
+                                 "metric any method found at L (median over seeds)")
     return {"budget": problem.budget, "seeds": seeds, "reference": ref, "levels": problem.levels,
-            "best_at_level": {f"{k:.0e}": v for k, v in best.items()}, "random_median_hv": random_hv,
+            "best_at_level": {f"{k:.0e}": v for k, v in best.items()}, "target_hv": problem.target_hv,
+            "cost_to_target_by_seed": to_target,
             "dimensions": [{"name": d.name, "low": d.low, "high": d.high, "scale": d.scale} for d in problem.dims],
             "rows": rows}
 
@@ -207,7 +265,7 @@ def compare(problem: Problem, seeds: int, jobs: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problem", choices=[*PROBLEMS, "both"], default="synthetic")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=2, help="method x seed runs in parallel (one thread each)")
     parser.add_argument("--budget", type=float, help="total cost per method and seed (default: the problem's)")
     args = parser.parse_args()
