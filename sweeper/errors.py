@@ -1,6 +1,12 @@
 """Errors meant for people: the CLI prints the message and exits with code 2, no traceback."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none), for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class UserError(Exception):
     """Bad input from the user (a study file, a flag, a table). The message says where and what was expected."""
 

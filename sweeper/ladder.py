@@ -81,8 +81,7 @@ def fit_ladder(study: Study, results: Path) -> Any:
     spec = study.laws
     folder = StudyResults(results)
     loss = result_key(spec.loss or study.search.metrics[0])
-    data = law_points(folder, loss, n=_n_column(study, folder.columns()), d="tokens", c="flops")
-    data = data.take(np.flatnonzero(np.isin(data.run, folder.finished_trials("search")["trial_id"].to_list())))
+    data = law_points(folder, loss, n=_n_column(study, folder.columns()), d="tokens", c="flops", phase="search")
     return fit_law(data, spec.law, "flops" if spec.law == "power" else None, bootstrap=spec.bootstrap,
                    level=spec.level, seed=study.seed)
 

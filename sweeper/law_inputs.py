@@ -38,8 +38,10 @@ def table_points(path: str | Path, loss: str, *, n: str | None = None, d: str | 
 
 def law_points(study: str | Path | StudyResults, loss: str, *, n: str = "cfg.n_params", d: str = "tokens",
                c: str = "flops", intermediate: bool = False, min_fraction: float = 0.1,
-               extra: Sequence[str] = (), flops_per_token_param: float = ld.FLOPS_PER_TOKEN_PARAM) -> ld.LawData:
-    """Scaling-law points of a study: the final losses of its finished trials, or with ``intermediate``
+               extra: Sequence[str] = (), flops_per_token_param: float = ld.FLOPS_PER_TOKEN_PARAM,
+               phase: str | None = None) -> ld.LawData:
+    """Scaling-law points of a study (of ``phase``, None: every phase): the final losses of its finished
+    trials, or with ``intermediate``
     every checkpoint of its finished or pruned trials (the Hitchhiker's Guide finding: checkpoints make laws
     cheaper and steadier). Checkpoints below ``min_fraction`` of their run's final tokens are left out (the
     earliest part of a curve is dominated by transients, not by the law)."""
@@ -52,11 +54,11 @@ def law_points(study: str | Path | StudyResults, loss: str, *, n: str = "cfg.n_p
     if intermediate and d not in names:
         raise UserError(f"{source}: {d}: no such column; --intermediate needs the tokens of every checkpoint")
     if intermediate:
-        frame = (results.reports(statuses=("done", "pruned"))
+        frame = (results.reports(phase, statuses=("done", "pruned"))
                  .filter(pl.col(d) >= min_fraction * pl.col(d).max().over("trial_id"))
                  .filter(pl.col(d) > 0))
     else:
-        frame = results.finished_trials()
+        frame = results.finished_trials(phase)
     wanted = {"n": n if n in names else None, "d": d if d in names else None, "c": c if c in names else None}
     if wanted["n"] and frame[n].null_count():
         # A run-level value reported once (tinylm reports n_params with its first report): spread it over the run.

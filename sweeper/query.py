@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from sweeper.errors import UserError
+from sweeper.errors import UserError, first_line
 from sweeper.results import check_study_dir
 from sweeper.store import scan_rows
 
@@ -50,8 +50,7 @@ def run_query(study_dir: str | Path, sql: str) -> pl.DataFrame:
     try:
         return ctx.execute(safe, eager=True)
     except (pl.exceptions.PolarsError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"query: {first} ({TABLES}; quote dotted names: \"m.loss\")") from None
+        raise UserError(f"query: {first_line(exc)} ({TABLES}; quote dotted names: \"m.loss\")") from None
 
 
 def checked_sql(sql: str) -> str:
@@ -246,5 +245,4 @@ def check_output(output: str) -> Path:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return first_line(exc)

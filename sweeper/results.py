@@ -25,16 +25,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweeper import store
-from sweeper.errors import UserError
+from sweeper.errors import UserError, first_line
 from sweeper.spec import Study, result_key
 
 STUDY_COPY = "study.yaml"
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type when it has none)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def check_study_dir(study_dir: str | Path) -> Path:

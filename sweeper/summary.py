@@ -7,13 +7,13 @@ from typing import Any
 
 import polars as pl
 
-from sweeper.results import StudyResults, check_study_dir
+from sweeper.results import StudyResults
 
 
 def summarize(study_dir: str | Path) -> dict[str, Any]:
     """Trials by status, the best trial's config and metric, and the cost spent."""
-    path = check_study_dir(study_dir)
-    results = StudyResults(path)
+    results = StudyResults(study_dir, check_files=True)
+    path = results.folder
     metric, mode = results.objective()
     trials = results.trials()
     spent = results.attempts()  # every attempt's cost counts, a retried trial's earlier ones too

@@ -7,14 +7,9 @@ from pathlib import Path
 
 import polars as pl
 
-from sweeper.errors import UserError
+from sweeper.errors import UserError, first_line
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def read_table(path: str | Path, flag: str | None = None) -> pl.DataFrame:
@@ -36,7 +31,7 @@ def read_table(path: str | Path, flag: str | None = None) -> pl.DataFrame:
     except pl.exceptions.NoDataError:
         raise UserError(f"{where}: empty file (expected a {kind} table with a header and one row per point)") from None
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-        raise UserError(f"{where}: not a readable {kind} table ({_first_line(exc)})") from None
+        raise UserError(f"{where}: not a readable {kind} table ({first_line(exc)})") from None
     if not frame.columns:
         raise UserError(f"{where}: no columns (expected a {kind} table with a header and one row per point)")
     return frame

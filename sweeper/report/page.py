@@ -7,7 +7,7 @@ import html
 from pathlib import Path
 
 from sweeper.errors import UserError
-from sweeper.results import StudyResults, check_study_dir
+from sweeper.results import StudyResults
 
 REPORT_FILE = "report.html"
 SEARCH = "search"
@@ -30,11 +30,13 @@ def build_report(folder: str | Path) -> str:
 
     from sweeper.report import sections
 
-    path = check_study_dir(folder)
-    results = StudyResults(path)
+    results = StudyResults(folder, check_files=True)
+    path = results.folder
     metric, mode = results.objective()
     trials = results.trials(SEARCH)  # the sweep itself; follow-up phases (replicates, validation) are counted
-    parts = [sections.overview(results, trials, metric, mode), sections.curves(results, trials, metric, mode),
+    best = sections.best_trial(trials, metric, mode)
+    parts = [sections.overview(results, trials, metric, mode, best),
+             sections.curves(results, trials, metric, best["trial_id"] if best else None),
              sections.parameters(trials, metric, mode), sections.pareto(results, trials, metric, mode),
              sections.regmix(path), sections.laws(path), sections.decide(path)]
     parts = [p for p in parts if p is not None]

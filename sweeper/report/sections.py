@@ -39,7 +39,16 @@ def _numeric_finite(frame: pl.DataFrame, column: str) -> pl.DataFrame:
         pl.col(column).is_not_null() & pl.col(column).is_finite())
 
 
-def overview(results: StudyResults, trials: pl.DataFrame, metric: str, mode: str) -> Section:
+def best_trial(trials: pl.DataFrame, metric: str, mode: str) -> dict[str, Any] | None:
+    """The finished or pruned trial with the best finite ``metric`` (its summary row), None when none has one."""
+    if metric not in trials.columns:
+        return None
+    ranked = _numeric_finite(trials.filter(pl.col("status").is_in(["done", "pruned"])), metric)
+    return ranked.sort(metric, descending=mode == "max").row(0, named=True) if ranked.height else None
+
+
+def overview(results: StudyResults, trials: pl.DataFrame, metric: str, mode: str,
+             best: dict[str, Any] | None) -> Section:
     """Status counts, the best trial and its config, the cost and time spent, the failures."""
     section = Section("study", "The study")
     study = results.study
@@ -61,10 +70,7 @@ def overview(results: StudyResults, trials: pl.DataFrame, metric: str, mode: str
         ["FLOPs", float(spent["flops"].sum() or 0.0) if spent.height else 0.0],
         ["trial wall time", fmt_duration(float(spent["wall_s"].sum() or 0.0) if spent.height else 0.0)],
         ["attempts", spent.height]]))
-    ranked = _numeric_finite(trials.filter(pl.col("status").is_in(["done", "pruned"])), metric) \
-        if metric in trials.columns else trials.head(0)
-    if ranked.height:
-        best = ranked.sort(metric, descending=mode == "max").row(0, named=True)
+    if best is not None:
         config = [[k, v] for k, v in best.items() if k.startswith(("cfg.", "mix.")) and v is not None]
         section.paragraphs.append(f"Best trial {html.escape(best['trial_id'])}: {html.escape(metric)} = "
                                   f"{best[metric]:.6g}.")
@@ -76,17 +82,13 @@ def overview(results: StudyResults, trials: pl.DataFrame, metric: str, mode: str
     return section
 
 
-def curves(results: StudyResults, trials: pl.DataFrame, metric: str, mode: str) -> Section:
+def curves(results: StudyResults, trials: pl.DataFrame, metric: str, best_id: str | None) -> Section:
     section = Section("curves", "Curves of every trial")
     reports = results.reports("search")
     if metric not in reports.columns or not reports.height:
         section.paragraphs.append(f"No reports of {html.escape(metric)} yet.")
         return section
-    reports = _numeric_finite(reports, metric)
-    ranked = _numeric_finite(trials.filter(pl.col("status").is_in(["done", "pruned"])), metric) \
-        if metric in trials.columns else trials.head(0)
-    best = ranked.sort(metric, descending=mode == "max")["trial_id"][0] if ranked.height else None
-    section.charts.append(figures.curves(reports, trials, metric, best))
+    section.charts.append(figures.curves(_numeric_finite(reports, metric), trials, metric, best_id))
     return section
 
 

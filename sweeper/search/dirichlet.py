@@ -15,7 +15,7 @@ from sweeper.maths.simplex import DirichletOptions, as_mixture, make_options, no
 from sweeper.search.base import Proposer
 
 STATE_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 1 also held max_trials, now counted by the Tune adapter
+READABLE_VERSIONS = (1, 2)  # version 1 also held max_trials and n_suggested, now counted by the Tune adapter
 
 
 class DirichletProposer(Proposer):
@@ -41,7 +41,6 @@ class DirichletProposer(Proposer):
         self.options = options if options is not None else make_options(option_values, "dirichlet")
         self.seed = int(seed)
         self.metric = metric
-        self.n_suggested = 0
         self.n_random = 0
         self._queue: list[dict[str, float]] = []
         self._live: dict[str, dict[str, float]] = {}
@@ -73,7 +72,6 @@ class DirichletProposer(Proposer):
         else:
             mixture = self.draw(self.n_random)
             self.n_random += 1
-        self.n_suggested += 1
         self._live[trial_id] = mixture
         return {self.param: dict(mixture)}
 
@@ -88,7 +86,7 @@ class DirichletProposer(Proposer):
     def state_dict(self) -> dict[str, Any]:
         """The searcher's whole state as JSON-ready data."""
         return {"version": STATE_VERSION, "param": self.param, "prior": self.prior, "seed": self.seed,
-                "options": asdict(self.options), "n_suggested": self.n_suggested, "n_random": self.n_random,
+                "options": asdict(self.options), "n_random": self.n_random,
                 "queue": self._queue, "live": self._live, "results": self.results, "metric": self.metric}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -100,7 +98,6 @@ class DirichletProposer(Proposer):
         self.prior = {d: float(w) for d, w in state["prior"].items()}
         self.seed = int(state["seed"])
         self.options = DirichletOptions(**state["options"])
-        self.n_suggested = int(state["n_suggested"])
         self.n_random = int(state["n_random"])
         self._queue = [dict(m) for m in state["queue"]]
         self._live = {str(k): dict(v) for k, v in state["live"].items()}
@@ -112,5 +109,4 @@ class DirichletProposer(Proposer):
         stale = list(self._live.values())
         self._queue = stale + self._queue
         self._live = {}
-        self.n_suggested -= len(stale)
         return len(stale)
