@@ -17,6 +17,7 @@ import os
 import re
 import sys
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,18 +203,23 @@ class MixtureSampler:
     """Training batches whose rows are windows of ``ctx + 1`` tokens, each row from one domain.
 
     Rows are assigned to domains deterministically so that after every batch each domain's row count is
-    within one row of ``weight * rows so far`` (largest-deficit-first); the window offsets are uniform
-    draws from a seeded generator. ``counts`` holds the rows drawn from each domain so far.
+    within one row of ``weight * rows so far`` (largest-deficit-first). Window offsets are uniform draws
+    from one generator per domain, seeded by ``seed`` and the domain's name: common random numbers, so
+    two runs with the same seed read each domain's windows in the same order whatever their mixtures, and
+    their difference in loss measures the mixtures rather than which windows each happened to draw.
+    ``counts`` holds the rows drawn from each domain so far.
     """
 
-    def __init__(self, arrays: list[np.ndarray], weights: list[float], batch_size: int, ctx: int, seed: int):
+    def __init__(self, arrays: list[np.ndarray], weights: list[float], batch_size: int, ctx: int, seed: int,
+                 names: list[str] | None = None):
         w = np.asarray(weights, dtype=np.float64)
         self.weights = w / w.sum()
         self._weights = self.weights.tolist()
         self.windows = [np.lib.stride_tricks.sliding_window_view(a, ctx + 1) if wi > 0 else None
                         for a, wi in zip(arrays, self.weights, strict=True)]
         self.batch_size = batch_size
-        self.rng = np.random.default_rng(seed)
+        names = names if names is not None else [str(i) for i in range(len(arrays))]
+        self.rngs = [np.random.default_rng([seed, zlib.crc32(name.encode())]) for name in names]
         self.counts = np.zeros(len(arrays), dtype=np.int64)
 
     def _assign(self) -> np.ndarray:
@@ -230,9 +236,9 @@ class MixtureSampler:
         """An array (batch_size, ctx + 1) of token ids."""
         per_batch = self._assign()
         rows = []
-        for k, win in zip(per_batch, self.windows, strict=True):
+        for k, win, rng in zip(per_batch, self.windows, self.rngs, strict=True):
             if k:
-                rows.append(win[self.rng.integers(0, len(win), size=int(k))])
+                rows.append(win[rng.integers(0, len(win), size=int(k))])
         self.counts += per_batch
         return np.concatenate(rows)
 

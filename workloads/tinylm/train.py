@@ -147,7 +147,7 @@ class Trainer:
         self.lr_at = lr_schedule(cfg, cfg.steps)
         self.sampler = MixtureSampler([d.train for d in data.domains],
                                       [data.mix[d.name] for d in data.domains], cfg.batch_size, cfg.ctx,
-                                      cfg.seed)
+                                      cfg.seed, names=[d.name for d in data.domains])
         cuda = device.type == "cuda"
         if cuda:
             torch.backends.cuda.matmul.allow_tf32 = True
