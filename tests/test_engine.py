@@ -171,3 +171,20 @@ def test_cost_aware_search_through_the_engine(tmp_path):
     assert trials.height == 10 and set(trials["status"]) == {"done"}
     assert (outcome.results_dir / "searcher-state.json").exists()
     assert trials["cfg.lr"].n_unique() == 10  # concurrent suggestions differ
+
+
+def test_cost_aware_reruns_noisy_front_points_with_the_next_seed_through_the_engine(tmp_path):
+    outcome = run(tmp_path, params={"steps": 3, "noise": 0.3}, seed=5,
+                  space={"n_params": {"type": "float", "low": 1e6, "high": 1e8, "log": True},
+                         "tokens": {"type": "float", "low": 1e8, "high": 1e10, "log": True},
+                         "lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True, "center": 3e-3}},
+                  search={"algo": "cost_aware", "metric": "loss", "mode": "min", "cost": "flops",
+                          "options": {"rerun_key": "seed", "rerun_fraction": 0.5, "front_by": "model"}},
+                  budget={"trials": 16, "concurrent": 1})
+    trials = read_trials(outcome.results_dir)
+    assert trials.height == 16 and set(trials["status"]) == {"done"}
+    repeated = trials.group_by("cfg.n_params", "cfg.tokens", "cfg.lr").agg(pl.col("seed").sort())
+    repeated = repeated.filter(pl.col("seed").list.len() > 1)
+    assert repeated.height >= 1, "no front point was run again"
+    for seeds in repeated["seed"].to_list():  # the study's seed first, then the next ones
+        assert seeds == list(range(5, 5 + len(seeds)))

@@ -118,9 +118,16 @@ def _cost_aware(study: Study, plan: RunPlan, path: str) -> Proposer:
     wrong = check_option_types(CostAwareSearch, study.search.options)
     if wrong:
         raise StudyError(path, "search.options", f"cost_aware: {'; '.join(wrong)}")
+    options = dict(study.search.options)
+    key = options.get("rerun_key")
+    if isinstance(key, str) and key in study.space:
+        raise StudyError(path, "search.options.rerun_key",
+                         f"{key!r} is a searched parameter; name the config key that seeds a run")
+    if isinstance(key, str) and "rerun_base" not in options:  # re-runs continue from the study's own seed
+        base = study.params.get(key, study.seed if key == "seed" else 0)
+        options["rerun_base"] = base if isinstance(base, int) and not isinstance(base, bool) else 0
     try:
         return CostAwareProposer(dimensions, metric=plan.primary.key, cost=study.search.cost,
-                                 mode=plan.primary.mode, complete_key=FINAL_KEY, seed=study.seed,
-                                 **study.search.options)
+                                 mode=plan.primary.mode, complete_key=FINAL_KEY, seed=study.seed, **options)
     except TypeError as exc:
         raise StudyError(path, "search.options", f"cost_aware: {exc}") from None

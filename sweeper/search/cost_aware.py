@@ -37,6 +37,7 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -152,11 +153,12 @@ def log_expected_improvement(mu: np.ndarray, sigma: np.ndarray, best: np.ndarray
 
 
 def _regression_kernel(dim: int) -> Kernel:
-    """Matern 5/2 with one length scale per dimension, plus a linear trend, plus noise."""
+    """Matern 5/2 with one length scale per dimension, plus a linear trend, plus observation noise (fitted by
+    marginal likelihood, up to the whole variance of the standardised metric)."""
     return (
         ConstantKernel(1.0, (1e-2, 1e2)) * Matern(np.full(dim, 0.3), (1e-2, 1e1), nu=2.5)
         + ConstantKernel(1e-2, (1e-4, 1e2)) * DotProduct(sigma_0=1.0, sigma_0_bounds="fixed")
-        + WhiteKernel(1e-4, (1e-8, 1e-1))
+        + WhiteKernel(1e-4, (1e-8, 1.0))
     )
 
 
@@ -170,6 +172,9 @@ def _fit_regressor(
     """
     kernel = _regression_kernel(x.shape[1])
     if theta is not None:
+        theta = np.array(theta, dtype=float)
+        if not fixed:  # the noise restarts from its prior value: warm-started at its lower bound, it stays there
+            theta[-1] = kernel.theta[-1]
         kernel = kernel.clone_with_theta(np.clip(theta, kernel.bounds[:, 0], kernel.bounds[:, 1]))
     gp = GaussianProcessRegressor(kernel, optimizer=None if fixed else "fmin_l_bfgs_b", normalize_y=False)
     with warnings.catch_warnings(), threadpool_limits(1):  # small matrices: threads only contend
@@ -221,6 +226,15 @@ class _MetricScale:
                 warnings.simplefilter("ignore", RuntimeWarning)
                 return self.sign * self.power.inverse_transform(goodness[:, None])[:, 0]
         return self.sign * (goodness * self.std + self.mean)
+
+
+def _noise_sd(gp: GaussianProcessRegressor) -> float:
+    """The observation noise standard deviation the GP fitted (in its target's units)."""
+    return math.sqrt(float(gp.kernel_.get_params()["k2__noise_level"]))
+
+
+def _point_key(unit: np.ndarray) -> tuple[float, ...]:
+    return tuple(np.round(np.asarray(unit, dtype=float), 9).tolist())
 
 
 class _FrontModel:
@@ -278,6 +292,15 @@ class CostAwareSearch:
             sample of the metric model, as CARBS), "front" (a constant liar: exactly the front's value at
             their predicted cost, i.e. no improvement), or "ignore".
         failure_model: learn P(success) from failed trials.
+        pending_front: the made-up outcomes of running trials also move the front (at their predicted
+            cost), so that concurrent suggestions do not all chase the same stretch of it.
+        front_by: judge which points are on the front by the metric model's mean at each point ("model",
+            which averages the observation noise the model fitted) or by the observed metric ("observed").
+        rerun_key: the config key that seeds a run (e.g. "seed"). When given, a front point whose lead over
+            the cheaper points is within two noise standard deviations (the metric model's fitted noise,
+            divided by the square root of its runs) is run again with the next seed, `rerun_base` + 1, + 2,
+            and so on, up to `max_repeats` runs per point and a share `rerun_fraction` of all suggestions.
+            Re-runs are trials like any other and count in the budget.
     """
 
     def __init__(
@@ -296,6 +319,12 @@ class CostAwareSearch:
         extrapolate_front: bool = True,
         pending: Literal["thompson", "front", "ignore"] = "thompson",
         failure_model: bool = True,
+        pending_front: bool = True,
+        front_by: Literal["model", "observed"] = "observed",
+        rerun_key: str | None = None,
+        rerun_base: int = 0,
+        rerun_fraction: float = 0.2,
+        max_repeats: int = 3,
     ):
         if not dimensions:
             raise UserError("search space: expected at least one parameter to search")
@@ -326,6 +355,21 @@ class CostAwareSearch:
             raise UserError(f"search: pending: expected 'thompson', 'front' or 'ignore', got {pending!r}")
         self.pending = pending
         self.failure_model = failure_model
+        self.pending_front = pending_front
+        if front_by not in ("model", "observed"):
+            raise UserError(f"search: front_by: expected 'model' or 'observed', got {front_by!r}")
+        if rerun_key is not None and (not isinstance(rerun_key, str) or not rerun_key
+                                      or rerun_key in names):
+            raise UserError(f"search: rerun_key: expected the name of the config key that seeds a run "
+                            f"(e.g. 'seed'), not a searched parameter; got {rerun_key!r}")
+        if not 0 <= rerun_fraction <= 1:
+            raise UserError(f"search: rerun_fraction: expected a fraction in [0, 1], got {rerun_fraction}")
+        if max_repeats < 1:
+            raise UserError(f"search: max_repeats: expected at least 1, got {max_repeats}")
+        self.front_by = front_by
+        self.rerun_key, self.rerun_base = rerun_key, int(rerun_base)
+        self.rerun_fraction, self.max_repeats = rerun_fraction, int(max_repeats)
+        self.n_reruns = 0
         self._sign = -1.0 if mode == "min" else 1.0  # goodness = sign * metric
         self._rng = np.random.default_rng(seed)
         self._observations: list[_Observation] = []
@@ -339,11 +383,12 @@ class CostAwareSearch:
     def suggest(self, key: str | None = None) -> dict[str, float | int]:
         """The next configuration to try; it stays pending (see `observe`, `forget`) under `key`."""
         key = f"suggestion-{self.n_suggested}" if key is None else str(key)
+        repeat = None
         if self._count("ok") < self.n_initial:
             unit, self.last_info = self._sample_around(self._center()[None, :], 1)[0], {"random": 1.0}
         else:
             try:
-                unit = self._model_suggestion()
+                unit, repeat = self._model_suggestion()
             except np.linalg.LinAlgError:  # a degenerate GP fit: fall back to sampling around the front
                 done = [o for o in self._observations if o.status == "ok"]
                 front = pareto_front([o.cost for o in done], [o.metric for o in done], mode=self.mode)
@@ -352,6 +397,9 @@ class CostAwareSearch:
         config = self._config(unit)
         self._pending[key] = self._unit(config).tolist()
         self.n_suggested += 1
+        if repeat is not None and self.rerun_key is not None:
+            self.n_reruns += 1
+            return {**config, self.rerun_key: self.rerun_base + repeat}
         return config
 
     def observe(
@@ -410,6 +458,27 @@ class CostAwareSearch:
         front = pareto_front([o.cost for o in done], [o.metric for o in done], mode=self.mode)
         return [{"config": dict(done[i].config), "metric": done[i].metric, "cost": done[i].cost} for i in front]
 
+    def model_front(self) -> list[dict[str, Any]]:
+        """The (cost, metric) front judged by the metric model's mean at each completed configuration: what
+        a noisy front would be without its lucky and unlucky draws. Each point has its config, `metric` (the
+        model's mean), `observed` (the mean of its runs), `runs` and `cost`, by increasing cost. Leaves the
+        search's own state as it was."""
+        done = [o for o in self._observations if o.status == "ok"]
+        if len(done) < 2:
+            return self.pareto_front()
+        modelled = [o for o in self._observations if o.status in ("ok", "pruned")]
+        gp, scale, _, _ = self._fit_metric(modelled, np.random.default_rng(self.seed))
+        x = np.array([o.unit for o in done])
+        mean = scale.inverse(gp.predict(x - 0.5))
+        cost = np.array([o.cost for o in done])
+        keys = [_point_key(u) for u in x]
+        out = []
+        for i in pareto_front(cost, mean, mode=self.mode):
+            same = [o.metric for o, k in zip(done, keys, strict=True) if k == keys[i]]
+            out.append({"config": dict(done[i].config), "metric": float(mean[i]), "observed": float(np.mean(same)),
+                        "runs": len(same), "cost": float(done[i].cost)})
+        return out
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue identically, as plain JSON-ready data."""
         return {
@@ -418,6 +487,7 @@ class CostAwareSearch:
             "mode": self.mode,
             "rng": self._rng.bit_generator.state,
             "n_suggested": self.n_suggested,
+            "n_reruns": self.n_reruns,
             "observations": [asdict(o) for o in self._observations],
             "pending": {k: list(v) for k, v in self._pending.items()},
             "theta": {k: v.tolist() for k, v in self._theta.items()},
@@ -433,13 +503,15 @@ class CostAwareSearch:
         self._rng = np.random.default_rng()
         self._rng.bit_generator.state = state["rng"]
         self.n_suggested = int(state["n_suggested"])
+        self.n_reruns = int(state.get("n_reruns", 0))
         self._observations = [_Observation(**o) for o in state["observations"]]
         self._pending = {str(k): list(v) for k, v in state["pending"].items()}
         self._theta = {k: np.array(v, dtype=float) for k, v in state["theta"].items()}
 
     # ---- the model-based suggestion --------------------------------------------------------------------------
 
-    def _model_suggestion(self) -> np.ndarray:
+    def _model_suggestion(self) -> tuple[np.ndarray, int | None]:
+        """The next point in unit coordinates, and the seed offset when it re-runs a front point."""
         rng = self._rng
         done = [o for o in self._observations if o.status == "ok"]
         modelled = [o for o in self._observations if o.status in ("ok", "pruned")]
@@ -447,24 +519,29 @@ class CostAwareSearch:
         cost_done = np.array([o.cost for o in done])
         metric_done = np.array([o.metric for o in done])
 
-        front = pareto_front(cost_done, metric_done, mode=self.mode, min_cost_quantile=self.min_front_cost_quantile)
-        origins = x_done[front]
-
         # Metric model, and cost model (log-cost of completed trials).
-        keep = self._subsample(modelled, rng)
-        x_m = np.array([modelled[i].unit for i in keep])
-        scale = _MetricScale(np.array([modelled[i].metric for i in keep]), self._sign)
-        y_m = scale(np.array([modelled[i].metric for i in keep]))
-        metric_gp = _fit_regressor(x_m, y_m, self._theta.get("metric"))
+        metric_gp, scale, x_m, y_m = self._fit_metric(modelled, rng)
         self._theta["metric"] = metric_gp.kernel_.theta
         keep_c = self._subsample(done, rng)
         log_cost, lc_mean, lc_std = _standardise(np.log(cost_done[keep_c]))
         cost_gp = _fit_regressor(x_done[keep_c], log_cost, self._theta.get("cost"))
         self._theta["cost"] = cost_gp.kernel_.theta
 
-        # The front in 1-D: goodness against log-cost.
+        # The front in 1-D: goodness against log-cost, each point judged by the model's mean (which averages
+        # the noise it fitted) or by what was observed.
+        good_done = metric_gp.predict(x_done - 0.5) if self.front_by == "model" else scale(metric_done)
+        front = pareto_front(cost_done, good_done, mode="max", min_cost_quantile=self.min_front_cost_quantile)
+        origins = x_done[front]
         front_lc = np.log(cost_done[front])
-        front_model = _FrontModel(front_lc, scale(metric_done[front]), extrapolate=self.extrapolate_front)
+        front_model = _FrontModel(front_lc, good_done[front], extrapolate=self.extrapolate_front)
+
+        noise_sd = _noise_sd(metric_gp)
+        rerun = self._rerun_choice(x_done, cost_done, good_done, front, noise_sd)
+        if rerun is not None:
+            unit, repeat, lead = rerun
+            self.last_info = {"random": 0.0, "rerun": 1.0, "repeat": float(repeat),
+                              "lead_in_noise_sd": lead, "front_size": float(front.size)}
+            return unit, repeat
 
         # Pending suggestions enter the metric model with made-up outcomes, so that the next suggestion
         # expects little from their neighbourhood.
@@ -476,6 +553,15 @@ class CostAwareSearch:
                 lie = front_model(cost_gp.predict(x_p - 0.5) * lc_std + lc_mean)
             x_m, y_m = np.vstack([x_m, x_p]), np.concatenate([y_m, lie])
             metric_gp = _fit_regressor(x_m, y_m, metric_gp.kernel_.theta, fixed=True)
+            if self.pending_front:
+                # the made-up outcomes also move the front, at their predicted costs: a running trial
+                # expected to extend the front leaves less to gain around it
+                lc_all = np.r_[np.log(cost_done), cost_gp.predict(x_p - 0.5) * lc_std + lc_mean]
+                good_all = np.r_[good_done, lie]
+                both = pareto_front(np.exp(lc_all), good_all, mode="max",
+                                    min_cost_quantile=self.min_front_cost_quantile)
+                front_lc = lc_all[both]
+                front_model = _FrontModel(front_lc, good_all[both], extrapolate=self.extrapolate_front)
 
         floor = -np.inf
         if front.size > 1 and rng.uniform() < self.raise_front:
@@ -505,8 +591,44 @@ class CostAwareSearch:
             "log_acquisition": float(score[i]),
             "p_success": float(p_ok[i]),
             "front_size": float(front.size),
+            "noise_sd": noise_sd,
         }
-        return cands[i]
+        return cands[i], None
+
+    def _fit_metric(self, modelled: list[_Observation], rng: np.random.Generator
+                    ) -> tuple[GaussianProcessRegressor, _MetricScale, np.ndarray, np.ndarray]:
+        """The metric GP on (at most `max_points` of) the modelled observations, its scale, inputs and targets."""
+        keep = self._subsample(modelled, rng)
+        x_m = np.array([modelled[i].unit for i in keep])
+        scale = _MetricScale(np.array([modelled[i].metric for i in keep]), self._sign)
+        y_m = scale(np.array([modelled[i].metric for i in keep]))
+        return _fit_regressor(x_m, y_m, self._theta.get("metric")), scale, x_m, y_m
+
+    def _rerun_choice(self, x_done: np.ndarray, cost_done: np.ndarray, good_done: np.ndarray, front: np.ndarray,
+                      noise_sd: float) -> tuple[np.ndarray, int, float] | None:
+        """The front point whose lead over every cheaper point is least certain, when that lead is within
+        two noise standard deviations of its mean over its runs: (its unit point, the seed offset of the
+        next run, the lead in noise standard deviations). None when re-runs are off, would exceed their
+        share of the suggestions, or no front point needs one."""
+        if self.rerun_key is None or noise_sd <= 0:
+            return None
+        if self.n_reruns + 1 > self.rerun_fraction * (self.n_suggested + 1):
+            return None
+        keys = [_point_key(u) for u in x_done]
+        pending = Counter(_point_key(np.asarray(u)) for u in self._pending.values())
+        runs = Counter(keys)
+        choice: tuple[np.ndarray, int, float] | None = None
+        for i in front:
+            key = keys[i]
+            if runs[key] >= self.max_repeats or pending[key]:
+                continue
+            rivals = (cost_done <= cost_done[i]) & np.array([k != key for k in keys])
+            if not rivals.any():  # the cheapest point leads no one
+                continue
+            lead = float(good_done[i] - good_done[rivals].max()) * math.sqrt(runs[key]) / noise_sd
+            if lead < 2.0 and (choice is None or lead < choice[2]):
+                choice = (x_done[i], runs[key], lead)
+        return choice
 
     def _success_probability(self, cands: np.ndarray) -> np.ndarray:
         failed = [o for o in self._observations if o.status == "failed"]
