@@ -1,5 +1,7 @@
 """Cost-aware search against Optuna TPE, multi-objective TPE on (metric, log cost) and random search, at
-equal total cost, on two problems:
+equal total cost, on two problems. ``cost_aware_noise`` is the cost-aware search with the options for noisy
+metrics: the front judged by the model's mean, and front points within the fitted noise run again with the
+next seed (on the noise-free synthetic law a re-run repeats the same value).
 
 - ``synthetic``: the synthetic scaling law (workloads.synthetic, noise-free): N, D and lr on log scales,
   cost 6ND. Milliseconds per trial, so many seeds.
@@ -16,12 +18,18 @@ bootstrap interval (seeds resampled within each method; a resample whose median 
 unbounded). Also: the total cost spent before one of its trials costing at most L came within 1% of the best
 metric any method found at that cost L, for three cost levels L.
 
-    python bench/search.py [--problem synthetic|tinylm|both] [--seeds 3] [--jobs 2]
+Concurrency is simulated (``--concurrent 1 2 4``): each method runs asynchronously on k workers, a
+trial lasting its cost, and is asked for the next trial whenever a worker frees while the other trials are
+still running, as under Ray Tune. The cost to the reference counts the trials finished by then. With one
+worker this is the plain ask-evaluate-tell loop.
+
+    python bench/search.py [--problem synthetic|tinylm|both] [--seeds 5] [--jobs 2] [--concurrent 1 2 4]
 """
 
 from __future__ import annotations
 
 import argparse
+import heapq
 import math
 import sys
 import time
@@ -68,7 +76,7 @@ def evaluate_tinylm(config: dict) -> tuple[float | None, float]:
 
     run = {"d_model": int(config["d_model"]), "n_layers": 2, "n_heads": 1, "ctx": 64, "batch_size": 16,
            "tokens": int(config["tokens"]), "lr": float(config["lr"]), "schedule": "cosine", "warmup": 0.05,
-           "eval_every": 10**9, "eval_tokens": 8192, "threads": 1, "seed": 0}
+           "eval_every": 10**9, "eval_tokens": 8192, "threads": 1, "seed": int(config.get("seed", 0))}
     reports: list[dict] = []
     try:
         final = train(run, lambda **r: reports.append(r))
@@ -92,48 +100,74 @@ PROBLEMS = {
 }
 
 
-def run_cost_aware(problem: Problem, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    search = CostAwareSearch(problem.dims, seed=seed)
-    costs, metrics = [], []
-    while sum(costs) < problem.budget:
-        config = search.suggest()
-        metric, cost = problem.evaluate(config)
-        search.observe(config, metric, cost, failed=metric is None)
+def simulate(ask: Callable[[], tuple[Any, dict]], tell: Callable[[Any, dict, float | None, float], None],
+             problem: Problem, concurrent: int) -> tuple[np.ndarray, np.ndarray]:
+    """Run a method on `concurrent` simulated workers, asynchronously, as Ray Tune runs trials: a trial's
+    duration is its cost, and the next one is asked for as soon as a worker frees, while the others are
+    still running. Trials are started until the budget is spent. Costs and metrics in completion order."""
+    running: list[tuple[float, int, Any, dict, float | None, float]] = []
+    costs: list[float] = []
+    metrics: list[float] = []
+    spent, clock, started = 0.0, 0.0, 0
+    while spent < problem.budget or running:
+        while len(running) < concurrent and spent < problem.budget:
+            handle, config = ask()
+            metric, cost = problem.evaluate(config)  # deterministic: evaluated now, told when it "finishes"
+            spent += cost
+            heapq.heappush(running, (clock + cost, started, handle, config, metric, cost))
+            started += 1
+        clock, _, handle, config, metric, cost = heapq.heappop(running)
+        tell(handle, config, metric, cost)
         costs.append(cost)
         metrics.append(math.inf if metric is None else metric)
     return np.array(costs), np.array(metrics)
 
 
-def run_random(problem: Problem, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def run_cost_aware(problem: Problem, seed: int, concurrent: int, **options: Any) -> tuple[np.ndarray, np.ndarray]:
+    search = CostAwareSearch(problem.dims, seed=seed, **options)
+    keys = iter(range(10**9))
+
+    def ask() -> tuple[str, dict]:
+        key = f"t{next(keys)}"
+        return key, search.suggest(key=key)
+
+    def tell(key: str, config: dict, metric: float | None, cost: float) -> None:
+        search.observe(config, metric, cost, failed=metric is None, key=key)
+
+    return simulate(ask, tell, problem, concurrent)
+
+
+def run_random(problem: Problem, seed: int, concurrent: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    costs, metrics = [], []
-    while sum(costs) < problem.budget:
-        config = {d.name: d.python_value(float(d.from_unit(rng.uniform()))) for d in problem.dims}
-        metric, cost = problem.evaluate(config)
-        costs.append(cost)
-        metrics.append(math.inf if metric is None else metric)
-    return np.array(costs), np.array(metrics)
+
+    def ask() -> tuple[None, dict]:
+        return None, {d.name: d.python_value(float(d.from_unit(rng.uniform()))) for d in problem.dims}
+
+    return simulate(ask, lambda *_: None, problem, concurrent)
 
 
-def run_optuna(problem: Problem, seed: int, multi: bool) -> tuple[np.ndarray, np.ndarray]:
+def run_optuna(problem: Problem, seed: int, concurrent: int, multi: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Optuna's TPE (or MO-TPE on metric and log cost); with concurrent trials it runs with
+    `constant_liar`, as Optuna recommends for parallel optimisation."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed),
-                                directions=["minimize", "minimize"] if multi else ["minimize"])
-    costs, metrics = [], []
-    while sum(costs) < problem.budget:
+    sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=concurrent > 1)
+    study = optuna.create_study(sampler=sampler, directions=["minimize", "minimize"] if multi else ["minimize"])
+
+    def ask() -> tuple[Any, dict]:
         trial = study.ask()
-        config = {d.name: trial.suggest_int(d.name, math.ceil(d.low), math.floor(d.high), log=True) if d.integer
-                  else trial.suggest_float(d.name, d.low, d.high, log=True) for d in problem.dims}
-        metric, cost = problem.evaluate(config)
+        return trial, {d.name: trial.suggest_int(d.name, math.ceil(d.low), math.floor(d.high), log=True)
+                       if d.integer else trial.suggest_float(d.name, d.low, d.high, log=True)
+                       for d in problem.dims}
+
+    def tell(trial: Any, config: dict, metric: float | None, cost: float) -> None:
         if metric is None:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
             study.tell(trial, [metric, math.log(cost)] if multi else metric)
-        costs.append(cost)
-        metrics.append(math.inf if metric is None else metric)
-    return np.array(costs), np.array(metrics)
+
+    return simulate(ask, tell, problem, concurrent)
 
 
 METHODS = {
@@ -141,6 +175,9 @@ METHODS = {
     "tpe": partial(run_optuna, multi=False),
     "motpe (metric, log cost)": partial(run_optuna, multi=True),
     "cost_aware": run_cost_aware,
+    # noisy metrics: the front judged by the model's mean, and front points within the noise run again with
+    # the next seed (the synthetic law has no seed, so there a re-run repeats the same value)
+    "cost_aware_noise": partial(run_cost_aware, front_by="model", rerun_key="seed"),
 }
 
 
@@ -159,11 +196,11 @@ def cost_to_hypervolume(costs: np.ndarray, metrics: np.ndarray, reference: tuple
     return math.inf
 
 
-def _one_run(problem_name: str, budget: float, method: str, seed: int
+def _one_run(problem_name: str, budget: float, method: str, seed: int, concurrent: int
              ) -> tuple[str, int, np.ndarray, np.ndarray, float]:
     problem = replace(PROBLEMS[problem_name], budget=budget)
     t0 = time.perf_counter()
-    costs, metrics = METHODS[method](problem, seed)
+    costs, metrics = METHODS[method](problem, seed, concurrent)
     return method, seed, costs, metrics, time.perf_counter() - t0
 
 
@@ -208,11 +245,13 @@ def _fmt_interval(lo: float, hi: float) -> str:
     return f"[{one(lo)}, {one(hi)}]"
 
 
-def compare(problem: Problem, seeds: int, jobs: int) -> dict:
-    """Run every method on every seed; print the table and return the figures."""
-    runs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {m: [] for m in METHODS}
-    seconds = {m: 0.0 for m in METHODS}
-    tasks = [(problem.name, problem.budget, m, s) for s in range(seeds) for m in METHODS]
+def compare(problem: Problem, seeds: int, jobs: int, concurrent: int = 1,
+            methods: tuple[str, ...] = tuple(METHODS)) -> dict:
+    """Run every method on every seed with `concurrent` simulated workers; print the table and return the
+    figures."""
+    runs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {m: [] for m in methods}
+    seconds = {m: 0.0 for m in methods}
+    tasks = [(problem.name, problem.budget, m, s, concurrent) for s in range(seeds) for m in methods]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         for method, _, costs, metrics, took in pool.map(_one_run, *zip(*tasks, strict=True)):
             runs[method].append((costs, metrics))
@@ -249,13 +288,15 @@ def compare(problem: Problem, seeds: int, jobs: int) -> dict:
     main_cols = ("method", "hypervolume", "hv 90%", "trials", "failed", "reached", "cost_to_target", "x_random",
                  "x_random 90%", "x_tpe", "x_tpe 90%", "run_s")
     print_table([{k: r[k] for k in main_cols} for r in rows],
-                f"{problem.name}: equal total cost {problem.budget:.0e} {problem.unit}, {seeds} seeds; cost to "
+                f"{problem.name}, {concurrent} concurrent: equal total cost {problem.budget:.0e} {problem.unit}, "
+                f"{seeds} seeds; cost to "
                       f"the reference hypervolume {problem.target_hv} (median over seeds, censored at the budget); "
                       f"90% bootstrap intervals")
     print_table([{k: v for k, v in r.items() if k == "method" or k.startswith("1%@") or k == "best_metric"}
-                 for r in rows], f"{problem.name}: cost until a trial costing at most L came within 1% of the best "
-                                 "metric any method found at L (median over seeds)")
-    return {"budget": problem.budget, "seeds": seeds, "reference": ref, "levels": problem.levels,
+                 for r in rows], f"{problem.name}, {concurrent} concurrent: cost until a trial costing at most L "
+                                 "came within 1% of the best metric any method found at L (median over seeds)")
+    return {"budget": problem.budget, "seeds": seeds, "concurrent": concurrent, "reference": ref,
+            "levels": problem.levels,
             "best_at_level": {f"{k:.0e}": v for k, v in best.items()}, "target_hv": problem.target_hv,
             "cost_to_target_by_seed": to_target,
             "dimensions": [{"name": d.name, "low": d.low, "high": d.high, "scale": d.scale} for d in problem.dims],
@@ -267,15 +308,21 @@ def main() -> None:
     parser.add_argument("--problem", choices=[*PROBLEMS, "both"], default="synthetic")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=2, help="method x seed runs in parallel (one thread each)")
+    parser.add_argument("--concurrent", type=int, nargs="+", default=[1],
+                        help="simulated concurrent trials, one table each (e.g. 1 2 4)")
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
+                        help="methods to compare (random and tpe are always run: the ratios need them)")
     parser.add_argument("--budget", type=float, help="total cost per method and seed (default: the problem's)")
     args = parser.parse_args()
     names = list(PROBLEMS) if args.problem == "both" else [args.problem]
+    methods = tuple(m for m in METHODS if m in {"random", "tpe", *args.methods})
     results = {}
     for name in names:
         problem = PROBLEMS[name]
         if args.budget:
             problem = replace(problem, budget=args.budget)
-        results[name] = compare(problem, args.seeds, args.jobs)
+        results[name] = {f"concurrent={k}": compare(problem, args.seeds, args.jobs, k, methods)
+                         for k in args.concurrent}
     path = write_results(f"search-{args.problem}" if args.problem != "synthetic" else "search",
                          {"targets": {"x_random": 0.5, "x_tpe": 0.75}, "problems": results})
     print(f"wrote {path}")
