@@ -205,22 +205,18 @@ def _run_locked(study: Study, results: Path, address: str | None, stream: TextIO
         signals.reinstall()
         check_resources(study.resources.cpu, study.resources.gpu, source)
         outcome = run_phase(study, results, out, rich, source, resume, phase="search", signals=signals)
+
+        def run_follow_up(follow_up: Study, phase: str) -> Outcome:
+            return run_phase(follow_up, results, out, rich, source, True, phase=phase, signals=signals)
+
         if study.regmix is not None:
             from sweeper.regmix import run_regmix
 
-            outcome.regmix = run_regmix(
-                study, results, out,
-                run_phase=lambda follow_up, phase: run_phase(follow_up, results, out, rich, source, True,
-                                                             phase=phase, signals=signals),
-            )
+            outcome.regmix = run_regmix(study, results, out, run_phase=run_follow_up)
         if study.laws is not None:
             from sweeper.ladder import run_ladder
 
-            outcome.ladder = run_ladder(
-                study, results, out,
-                run_phase=lambda follow_up, phase: run_phase(follow_up, results, out, rich, source, True,
-                                                             phase=phase, signals=signals),
-            )
+            outcome.ladder = run_ladder(study, results, out, run_phase=run_follow_up)
         return outcome
     finally:
         if started_ray:

@@ -72,6 +72,11 @@ def _n_column(study: Study, columns: list[str]) -> str:
                     f"{', '.join(c for c in columns if c.startswith('m.')) or 'no metric'})")
 
 
+def _loss_key(study: Study) -> str:
+    """The result column of the loss the law is fitted to (``laws.loss``, else the search metric)."""
+    return result_key(study.laws.loss or study.search.metrics[0])
+
+
 def fit_ladder(study: Study, results: Path) -> Any:
     """The study's law fitted to the sweep's finished runs (final losses)."""
     from sweeper.law_inputs import law_points
@@ -80,7 +85,7 @@ def fit_ladder(study: Study, results: Path) -> Any:
 
     spec = study.laws
     folder = StudyResults(results)
-    loss = result_key(spec.loss or study.search.metrics[0])
+    loss = _loss_key(study)
     data = law_points(folder, loss, n=_n_column(study, folder.columns()), d="tokens", c="flops", phase="search")
     return fit_law(data, spec.law, "flops" if spec.law == "power" else None, bootstrap=spec.bootstrap,
                    level=spec.level, seed=study.seed)
@@ -132,7 +137,7 @@ def compare(study: Study, results: Path, predictions: list[dict[str, Any]]) -> p
     """Predicted against measured (mean over the validation seeds) for every validation run."""
     from sweeper.results import StudyResults
 
-    loss = result_key(study.laws.loss or study.search.metrics[0])
+    loss = _loss_key(study)
     trials = StudyResults(results).finished_trials(VALIDATE_PHASE)
     rows = []
     for p in predictions:

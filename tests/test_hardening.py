@@ -223,6 +223,8 @@ def test_a_signal_exits_nonzero_keeps_rows_and_leaves_no_ray_process(tmp_path, s
     ({"sampler": "nsga2", "options": {"crossover_prob": "high"}}, "crossover_prob: expected float"),
     ({"algo": "cost_aware", "options": {"pending": "maybe"}}, "pending: expected Literal"),
     ({"algo": "cost_aware", "options": {"radius": [1]}}, "radius: expected float"),
+    ({"algo": "cost_aware", "options": {"rerun_key": "lr"}}, "s.yaml: search.options: cost_aware: .*rerun_key"),
+    ({"algo": "cost_aware", "options": {"radius": 5.0}}, "s.yaml: search.options: cost_aware: .*radius"),
 ])
 def test_wrong_option_types_are_refused_before_running(tmp_path, search, message):
     study = parse_study(study_data(search={"metric": "loss", **search}))

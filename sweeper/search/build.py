@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 
 from sweeper import space as space_mod
-from sweeper.errors import StudyError
+from sweeper.errors import StudyError, UserError
 from sweeper.option_types import check_option_types
 from sweeper.plan import FINAL_KEY, RunPlan, mixture_prior
 from sweeper.search.base import Proposer
@@ -120,9 +120,6 @@ def _cost_aware(study: Study, plan: RunPlan, path: str) -> Proposer:
         raise StudyError(path, "search.options", f"cost_aware: {'; '.join(wrong)}")
     options = dict(study.search.options)
     key = options.get("rerun_key")
-    if isinstance(key, str) and key in study.space:
-        raise StudyError(path, "search.options.rerun_key",
-                         f"{key!r} is a searched parameter; name the config key that seeds a run")
     if isinstance(key, str) and "rerun_base" not in options:  # re-runs continue from the study's own seed
         base = study.params.get(key, study.seed if key == "seed" else 0)
         options["rerun_base"] = base if isinstance(base, int) and not isinstance(base, bool) else 0
@@ -130,4 +127,6 @@ def _cost_aware(study: Study, plan: RunPlan, path: str) -> Proposer:
         return CostAwareProposer(dimensions, metric=plan.primary.key, cost=study.search.cost,
                                  mode=plan.primary.mode, complete_key=FINAL_KEY, seed=study.seed, **options)
     except TypeError as exc:
+        raise StudyError(path, "search.options", f"cost_aware: {exc}") from None
+    except UserError as exc:  # a bad option value (radius, rerun_key, ...): name the study file too
         raise StudyError(path, "search.options", f"cost_aware: {exc}") from None

@@ -547,16 +547,17 @@ class CostAwareSearch:
         # expects little from their neighbourhood.
         if self._pending and self.pending != "ignore":
             x_p = np.array(list(self._pending.values()))
+            lc_p = cost_gp.predict(x_p - 0.5) * lc_std + lc_mean
             if self.pending == "thompson":
                 lie = metric_gp.sample_y(x_p - 0.5, random_state=int(rng.integers(2**31)))[:, 0]
             else:  # "front": each pending trial just matches the front at its predicted cost
-                lie = front_model(cost_gp.predict(x_p - 0.5) * lc_std + lc_mean)
+                lie = front_model(lc_p)
             x_m, y_m = np.vstack([x_m, x_p]), np.concatenate([y_m, lie])
             metric_gp = _fit_regressor(x_m, y_m, metric_gp.kernel_.theta, fixed=True)
             if self.pending_front:
                 # the made-up outcomes also move the front, at their predicted costs: a running trial
                 # expected to extend the front leaves less to gain around it
-                lc_all = np.r_[np.log(cost_done), cost_gp.predict(x_p - 0.5) * lc_std + lc_mean]
+                lc_all = np.r_[np.log(cost_done), lc_p]
                 good_all = np.r_[good_done, lie]
                 both = pareto_front(np.exp(lc_all), good_all, mode="max",
                                     min_cost_quantile=self.min_front_cost_quantile)
