@@ -9,8 +9,10 @@
    from the law and on real (toy) PyTorch training runs.
 5. Extrapolation by law form, one table (issue 14): on the Chinchilla table (the 3 largest sizes held
    out) and on the learning curves of Alabdulmohsin et al. 2022 (../shared/data/colpret/revisiting_lang.csv:
-   fit the rows marked Training = 1 of each curve, predict the rest), every form and ``auto``: the mean and
-   worst relative error of the held-out predictions and how often the 90% interval covers them.
+   fit the rows marked Training = 1 of each curve, predict the rest) and on the data-constrained training
+   curves of Muennighoff et al. 2023 (../shared/data/colpret/datablations_losses.csv: fit each curve from 10%
+   to 50% of its tokens, predict the rest), every form and ``auto``: the mean and worst relative error of the
+   held-out predictions and how often the 90% interval covers them.
 
     python bench/laws.py                 # about a minute on 2 cores
     python bench/laws.py --reference --reference-stride 10   # also 450 starts of the reference grid
@@ -39,6 +41,7 @@ from workloads.synthetic import TRUE_PARAMS, optimal_lr, train  # noqa: E402
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 CHINCHILLA = SHARED / "chinchilla" / "epoch_svg_extracted_data.csv"
 REVISITING = SHARED / "colpret" / "revisiting_lang.csv"
+DATABLATIONS = SHARED / "colpret" / "datablations_losses.csv"
 PUBLISHED = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
 REPLICATION_GRID = {"E": 1.8172, "A": 477.8, "B": 2143.0, "alpha": 0.3473, "beta": 0.3672}
 TOLERANCE = {"E": 0.01, "alpha": 0.01, "beta": 0.01, "A": 0.05, "B": 0.05}
@@ -350,10 +353,38 @@ def revisiting_curves() -> list[tuple[str, LawData, LawData]]:
     return out
 
 
-def bench_forms_revisiting(bootstrap: int = 50) -> list[dict]:
+def datablations_curves(fit_from: float = 0.1, fit_to: float = 0.5,
+                        most: int = 60) -> list[tuple[str, LawData, LawData]]:
+    """(name, fitted part, held-out part) of every training curve of Muennighoff et al. 2023: each curve's
+    checkpoints from ``fit_from`` to ``fit_to`` of its tokens are fitted (the earliest skipped, as the
+    Hitchhiker's Guide advises), the later ones predicted; each part thinned to at most ``most`` points."""
+    import polars as pl
+
+    frame = pl.read_csv(DATABLATIONS).filter(pl.col("loss") > 0)
+    out = []
+    for (data, epochs, size), part in frame.group_by(["data", "epochs", "num_params"], maintain_order=True):
+        part = part.sort("token_num").unique("token_num", keep="last", maintain_order=True)
+        last = float(part["token_num"].max())
+        fit = part.filter((pl.col("token_num") >= fit_from * last) & (pl.col("token_num") <= fit_to * last))
+        held = part.filter(pl.col("token_num") > fit_to * last)
+        if fit.height < 5 or held.is_empty():
+            continue
+        name = f"{data}/{size}/{epochs} epochs"
+
+        def law_data(rows: pl.DataFrame, name: str = name) -> LawData:
+            rows = rows.gather_every(max(1, -(-rows.height // most)))
+            x = rows["token_num"].to_numpy().astype(float)
+            return LawData(loss=rows["loss"].to_numpy().astype(float), d=x, run=np.arange(len(x)).astype(str),
+                           source=name, columns={"d": "token_num", "loss": "loss"})
+
+        out.append((name, law_data(fit), law_data(held)))
+    return out
+
+
+def bench_forms_curves(label: str, curves: list[tuple[str, LawData, LawData]], bootstrap: int = 50) -> list[dict]:
+    """Every curve's fitted part fitted by the power law in tokens and by ``auto``, its held-out part predicted."""
     import warnings
 
-    curves = revisiting_curves()
     rows = []
     for law in ("power", "auto"):
         rel, cov, failed, t0 = [], [], 0, time.perf_counter()
@@ -368,7 +399,7 @@ def bench_forms_revisiting(bootstrap: int = 50) -> list[dict]:
             pred = fit.prediction(d=held.d)
             rel.append((pred.value - held.loss) / held.loss)
             cov.append((held.loss >= pred.lo) & (held.loss <= pred.hi))
-        rows.append({"table": f"revisiting_lang ({len(curves)} curves, {failed} unfitted)",
+        rows.append({"table": f"{label} ({len(curves)} curves, {failed} unfitted)",
                      "form": f"{law}(tokens)" if law == "power" else "auto", **_scores(rel, cov),
                      "s": round(time.perf_counter() - t0, 2)})
     return rows
@@ -426,7 +457,9 @@ def main() -> None:
                 "synthetic law: --holdout-largest (1e9 params held out, fit on 1e7..4e8), mean over datasets")
 
     forms = bench_forms_chinchilla(chinchilla_table()) if CHINCHILLA.is_file() else []
-    forms += bench_forms_revisiting() if REVISITING.is_file() else []
+    forms += bench_forms_curves("revisiting_lang", revisiting_curves()) if REVISITING.is_file() else []
+    forms += (bench_forms_curves("datablations, 10-50% -> rest", datablations_curves())
+              if DATABLATIONS.is_file() else [])
     payload["extrapolation_by_form"] = forms
     if forms:
         print_table(forms, "extrapolation by law form: held-out points, relative error and 90% interval coverage")

@@ -8,7 +8,7 @@ import pytest
 from sweeper.errors import UserError
 from sweeper.laws.data import LawData
 from sweeper.laws.power import LawFit, backtest, chinchilla_vector, evaluate_law, fit_law
-from sweeper.laws.select import candidates, select_law
+from sweeper.laws.select import candidates, holdout_counts, select_law
 
 K = 6.0
 
@@ -54,6 +54,16 @@ def test_auto_keeps_the_form_that_extrapolated_best():
     assert free.law == "chinchilla"  # tied exponents cannot follow alpha 0.2 against beta 0.5
     only_c = LawData(loss=np.array([3.0, 2.7, 2.5, 2.35, 2.25]), c=np.geomspace(1e15, 1e19, 5), source="t")
     assert candidates(only_c) == [("power", "flops")] and select_law(only_c, bootstrap=0).law == "power"
+
+
+def test_backtests_hold_out_a_share_of_the_levels_not_a_fixed_count():
+    five = ladder(chinchilla_law, sizes=(1e6, 2e6, 4e6, 8e6, 1.6e7))
+    assert holdout_counts(five, "n") == [1, 2]  # a 5-size ladder: its largest, then its 2 largest
+    many = ladder(chinchilla_law, sizes=tuple(np.geomspace(1e6, 1e9, 40)), multipliers=(10, 20))
+    assert holdout_counts(many, "n") == [4, 10]  # 10% and 25% of 40 sizes
+    fit = select_law(many, bootstrap=0)
+    assert fit.info["auto"]["holdouts"] == [4, 10]
+    assert fit.info["auto"]["scores"]["chinchilla"]["points"] == 2 * (4 + 10)  # 2 budgets per size
 
 
 def test_the_misfit_widens_intervals_with_the_extrapolation_and_survives_json(tmp_path):

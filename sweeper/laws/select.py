@@ -1,8 +1,11 @@
 """Choosing a law by how well it extrapolated, and intervals that include its misfit.
 
 ``law="auto"`` fits every candidate form that the data can identify, scores each by leave-largest-out
-backtests (fit without the largest one and two model sizes, or compute budgets for a law in one variable,
-and predict them), and keeps the form with the smallest mean relative error. Backtests are what the
+backtests (fit without the largest levels of model size, or of compute or tokens for a law in one variable,
+and predict them), and keeps the form with the smallest mean relative error. The backtests hold out 10% and
+25% of the levels (at least one and two): the 1 and 2 largest of a 5-size ladder, 5 and 11 of the Chinchilla
+table's 43 sizes, a learning curve's last checkpoints. A fixed one or two levels would, on a table with many,
+extrapolate by a hair and measure the points' noise rather than the form's misfit. Backtests are what the
 Hitchhiker's Guide (Choshen et al. 2024) recommends for judging a law: the in-sample objective rewards
 flexibility, extrapolation is what the law is for.
 
@@ -18,6 +21,7 @@ of held-out points is what `backtest` reports.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,7 +32,8 @@ from sweeper.laws.data import LawData, distinct_levels, split_largest
 from sweeper.laws.power import ND_LAWS, LawFit, check_points, fit_law
 
 AUTO = "auto"
-HOLDOUTS = (1, 2)
+HOLDOUT_SHARES = (0.1, 0.25)
+"""The shares of the levels each backtest holds out (the k-th holds out at least k levels)."""
 
 
 def candidates(data: LawData, x: str | None = None) -> list[tuple[str, str | None]]:
@@ -53,7 +58,14 @@ def holdout_variable(data: LawData, forms: Sequence[tuple[str, str | None]]) -> 
     return "c" if data.c is not None else {"flops": "c", "tokens": "d", "n": "n"}[forms[0][1] or "flops"]
 
 
-def backtest_errors(data: LawData, law: str, x: str | None, holdout_by: str, holdouts: Sequence[int] = HOLDOUTS,
+def holdout_counts(data: LawData, holdout_by: str, shares: Sequence[float] = HOLDOUT_SHARES) -> list[int]:
+    """How many of the largest levels of ``holdout_by`` each backtest holds out: ``ceil(share * levels)``,
+    and at least 1, 2, ... for the first, second, ... share."""
+    levels = int(distinct_levels(data.get(holdout_by)).max()) + 1
+    return sorted({max(i + 1, math.ceil(share * levels)) for i, share in enumerate(shares)})
+
+
+def backtest_errors(data: LawData, law: str, x: str | None, holdout_by: str, holdouts: Sequence[int],
                     **fit_kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
     """Log errors of predicting the ``k`` largest levels of ``holdout_by`` from the rest, for each ``k`` that
     leaves enough to fit, and each held-out point's distance beyond the fitted range (log of its
@@ -73,22 +85,29 @@ def backtest_errors(data: LawData, law: str, x: str | None, holdout_by: str, hol
     return np.concatenate(errors), np.concatenate(distances)
 
 
+def misfit_rate(errors: np.ndarray, distances: np.ndarray) -> float:
+    """The misfit per unit of log extrapolation: the root mean square of log error over distance."""
+    return float(np.sqrt(np.mean((errors / np.maximum(distances, 1e-3)) ** 2)))
+
+
 def select_law(data: LawData, x: str | None = None, *, forms: Sequence[tuple[str, str | None]] | None = None,
-               holdouts: Sequence[int] = HOLDOUTS, **fit_kwargs: Any) -> LawFit:
+               holdouts: Sequence[int] | None = None, **fit_kwargs: Any) -> LawFit:
     """Fit every candidate form, keep the one whose leave-largest-out backtests erred least (mean relative
-    error), refit it on all the data with its misfit; ``info["auto"]`` holds every form's score."""
+    error), refit it on all the data with its misfit; ``info["auto"]`` holds every form's score.
+    ``holdouts``: how many largest levels each backtest holds out (default `holdout_counts`)."""
     import warnings
 
     forms = list(forms) if forms is not None else candidates(data, x)
     if not forms:
         raise UserError(f"{data.source}: no law can be fitted: need N and D, or 3 distinct values of one variable")
     holdout_by = holdout_variable(data, forms)
+    holdouts = list(holdouts) if holdouts is not None else holdout_counts(data, holdout_by)
     scores: dict[str, dict[str, Any]] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # bound warnings of the small backtest fits are not the user's fit
         for law, fx in forms:
             errors, distances = backtest_errors(data, law, fx, holdout_by, holdouts, **fit_kwargs)
-            rate = float(np.sqrt(np.mean((errors / np.maximum(distances, 1e-3)) ** 2))) if errors.size else None
+            rate = misfit_rate(errors, distances) if errors.size else None
             scores[_name(law, fx)] = {
                 "law": law, "x": fx, "points": int(errors.size),
                 "mean_abs_rel_error": float(np.mean(np.abs(np.expm1(errors)))) if errors.size else None,
