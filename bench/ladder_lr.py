@@ -8,7 +8,10 @@ a parabola in log(lr) through its three best points, fits ``lr* = a N^b`` over t
 rate it gives each rung and the validation run. The validation run is never trained here: its rate is an
 extrapolation, as a large run's would be.
 
-    python bench/ladder_lr.py [--lrs 1e-3 3e-3 1e-2 2e-2 4e-2] [--jobs 2]      (about 6 minutes on 2 cores)
+Shapes, batch sizes and budgets come from the study itself (its ``run`` presets and ``laws.validate.runs``),
+so the sweep always measures the ladder that the study trains; only the learning rate is varied.
+
+    python bench/ladder_lr.py [--lrs 2e-3 4e-3 8e-3 1.6e-2 3.2e-2 6.4e-2] [--jobs 2]   (about 8 minutes on 2 cores)
 """
 
 from __future__ import annotations
@@ -25,23 +28,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import print_table, write_results  # noqa: E402
 
-BASE = {"ctx": 64, "batch_size": 32, "schedule": "cosine", "eval_tokens": 8192, "threads": 1, "seed": 0,
-        "eval_every": 10**9}
-RUNGS = {  # name: (shape and budget, parameters as the workload counts them)
-    "xs_40": ({"d_model": 16, "n_layers": 1, "n_heads": 1, "tokens": 329600}, 8240),
-    "s_40": ({"d_model": 24, "n_layers": 1, "n_heads": 2, "tokens": 586560}, 14664),
-    "m_40": ({"d_model": 32, "n_layers": 2, "n_heads": 2, "tokens": 1399040}, 34976),
-    "l_10": ({"d_model": 48, "n_layers": 2, "n_heads": 2, "tokens": 708960}, 70896),
-    "xl_10": ({"d_model": 72, "n_layers": 2, "n_heads": 2, "tokens": 1478160}, 147816),
-}
-VALIDATION_N = 293384  # the study's xxl run
+STUDY = Path(__file__).resolve().parents[1] / "studies" / "ladder.yaml"
+SWEPT = ("xs_40", "s_40", "m_40", "l_10", "xl_10")
+"""One budget per size: 40 tokens per parameter for the three smallest, 10 for the two largest (shorter)."""
 
 
-def train_one(rung: str, lr: float) -> tuple[str, float, float, float]:
+def study_runs() -> tuple[dict, dict[str, dict], dict]:
+    """The study's fixed params, the swept rungs' presets (without their lr) and the validation run's."""
+    import yaml
+
+    raw = yaml.safe_load(STUDY.read_text())
+    drop = ("lr", "eval_every")
+    presets = raw["space"]["run"]["presets"]
+    rungs = {name: {k: v for k, v in presets[name].items() if k not in drop} for name in SWEPT}
+    validation = next(iter(raw["laws"]["validate"]["runs"].values()))
+    base = {**raw["params"], "seed": 0, "eval_every": 10**9}
+    return base, rungs, {k: v for k, v in validation.items() if k not in drop}
+
+
+def n_params(base: dict, shape: dict) -> int:
+    """Parameters as the workload counts them (embeddings included)."""
+    from workloads.tinylm.train import describe
+
+    return int(describe({**base, **shape, "lr": 1e-3})["n_params"])
+
+
+def train_one(config: dict, rung: str, lr: float) -> tuple[str, float, float, float]:
     from workloads.tinylm import train
 
     t0 = time.perf_counter()
-    final = train({**BASE, **RUNGS[rung][0], "lr": lr}, lambda **_: None)
+    final = train({**config, "lr": lr}, lambda **_: None)
     return rung, lr, float(final["loss.valid.target"]), time.perf_counter() - t0
 
 
@@ -58,30 +74,36 @@ def best_lr(lrs: np.ndarray, losses: np.ndarray) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 3e-3, 1e-2, 2e-2, 4e-2])
+    parser.add_argument("--lrs", type=float, nargs="+", default=[2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2, 6.4e-2])
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     lrs = sorted(args.lrs)
     if len(lrs) < 3:
         parser.error("--lrs: expected at least 3 learning rates")
-    tasks = [(rung, lr) for rung in RUNGS for lr in lrs]
+    base, rungs, validation = study_runs()
+    sizes = {r: n_params(base, shape) for r, shape in rungs.items()}
+    validation_n = n_params(base, validation)
+    tasks = [({**base, **rungs[rung]}, rung, lr) for rung in rungs for lr in lrs]
     with ProcessPoolExecutor(args.jobs) as pool:
         runs = list(pool.map(train_one, *zip(*tasks, strict=True)))
     loss = {(r, lr): v for r, lr, v, _ in runs}
-    optimum = {r: best_lr(np.array(lrs), np.array([loss[(r, lr)] for lr in lrs])) for r in RUNGS}
-    n = np.array([RUNGS[r][1] for r in RUNGS], dtype=float)
-    slope, intercept = np.polyfit(np.log(n), np.log([optimum[r] for r in RUNGS]), 1)
+    optimum = {r: best_lr(np.array(lrs), np.array([loss[(r, lr)] for lr in lrs])) for r in rungs}
+    n = np.array([sizes[r] for r in rungs], dtype=float)
+    slope, intercept = np.polyfit(np.log(n), np.log([optimum[r] for r in rungs]), 1)
 
     def law(x: float) -> float:
         return float(np.exp(intercept) * x**slope)
 
-    rows = [{"rung": r, "n_params": RUNGS[r][1], **{f"lr {lr:g}": loss[(r, lr)] for lr in lrs},
-             "best lr": optimum[r], "lr from the fit": law(RUNGS[r][1])} for r in RUNGS]
-    rows.append({"rung": "validation", "n_params": VALIDATION_N, "lr from the fit": law(VALIDATION_N)})
+    rows = [{"rung": r, "n_params": sizes[r], "batch": rungs[r].get("batch_size", base.get("batch_size")),
+             **{f"lr {lr:g}": loss[(r, lr)] for lr in lrs}, "best lr": optimum[r], "lr from the fit": law(sizes[r])}
+            for r in rungs]
+    rows.append({**dict.fromkeys(rows[0], ""), "rung": "validation", "n_params": validation_n,
+                 "batch": validation.get("batch_size", base.get("batch_size")), "lr from the fit": law(validation_n)})
     print_table(rows, f"final target loss by learning rate; lr* = {np.exp(intercept):.3g} N^{slope:.3f}")
     path = write_results("ladder-lr", {"lrs": lrs, "losses": [list(r) for r in runs], "best_lr": optimum,
                                        "fit": {"a": float(np.exp(intercept)), "b": float(slope)},
-                                       "validation_lr": law(VALIDATION_N)})
+                                       "sizes": sizes, "validation_n": validation_n,
+                                       "validation_lr": law(validation_n)})
     print(f"wrote {path}")
 
 
