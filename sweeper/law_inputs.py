@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -16,11 +16,15 @@ from sweeper.errors import UserError
 from sweeper.laws import curves as lc
 from sweeper.laws import data as ld
 from sweeper.laws import decide as dd
-from sweeper.results import StudyResults
+
+if TYPE_CHECKING:  # a study's results need the study schema (pydantic); a table fit does without
+    from sweeper.results import StudyResults
 from sweeper.tables import read_table
 
 
 def _results(study: str | Path | StudyResults) -> StudyResults:
+    from sweeper.results import StudyResults
+
     return study if isinstance(study, StudyResults) else StudyResults(study)
 
 

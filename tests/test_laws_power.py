@@ -155,3 +155,16 @@ def test_matches_the_published_chinchilla_replication(shared_data):
         assert fit.params[name] == pytest.approx(published[name], rel=tol), name
     # The objective is at least as low as the 4,500-start L-BFGS grid of the replication reaches.
     assert fit.objective <= 0.0010182740179
+
+
+def test_the_neighbourhood_minimum_is_scipys_minimum_filter():
+    from scipy.ndimage import minimum_filter
+
+    from sweeper.laws.power import neighbourhood_min
+
+    rng = np.random.default_rng(0)
+    for shape in [(40,), (40, 40), (7, 3), (1,), (2, 2)]:
+        a = rng.normal(size=shape)
+        assert np.array_equal(neighbourhood_min(a), minimum_filter(a, size=3, mode="nearest")), shape
+    ties = np.array([[1.0, 1.0], [1.0, 2.0]])  # plateaus count as minima, as they did
+    assert np.array_equal(neighbourhood_min(ties), minimum_filter(ties, size=3, mode="nearest"))

@@ -168,8 +168,6 @@ class PowerSumProblem:
     def grid_starts(self, grid: np.ndarray = EXPONENT_GRID, n_starts: int = 8,
                     chunk_bytes: int = 32 << 20) -> list[np.ndarray]:
         """The best local minima (then the best cells) of the objective profiled over an exponent grid."""
-        from scipy.ndimage import minimum_filter
-
         k, g, n = self.K, len(grid), len(self.loss)
         feats = [np.exp(-np.outer(grid, self.z[:, j])) for j in range(k)]          # (g, n) each
         w = 1.0 / self.loss
@@ -200,7 +198,7 @@ class PowerSumProblem:
                 pred += coef[sl, i + 1, None] * feats[i][index[i][sl]]
             score[sl] = huber(np.log(pred) - self.logy, self.delta)
         profile = score.reshape((g,) * (1 if self.tied else k))
-        local = np.flatnonzero((minimum_filter(profile, size=3, mode="nearest") == profile).ravel())
+        local = np.flatnonzero((neighbourhood_min(profile) == profile).ravel())
         order = list(local[np.argsort(score[local], kind="stable")])
         order += [c for c in np.argsort(score, kind="stable")[: n_starts] if c not in set(order)]
         starts = []
@@ -264,6 +262,18 @@ def minimise(problem: PowerSumProblem, starts: Sequence[np.ndarray], optimizer: 
 # --------------------------------------------------------------------------------------------------
 # Laws on LawData
 # --------------------------------------------------------------------------------------------------
+def neighbourhood_min(a: np.ndarray) -> np.ndarray:
+    """The minimum over each cell's 3^k neighbourhood, edges repeated: scipy.ndimage's
+    ``minimum_filter(a, size=3, mode="nearest")``, without the 0.3 s its import adds to every CLI fit."""
+    out = a
+    for axis in range(a.ndim):
+        pad = [(1, 1) if i == axis else (0, 0) for i in range(a.ndim)]
+        p, n = np.pad(out, pad, mode="edge"), a.shape[axis]
+        out = np.minimum(np.minimum(p.take(np.arange(n), axis), p.take(np.arange(1, n + 1), axis)),
+                         p.take(np.arange(2, n + 2), axis))
+    return out
+
+
 def param_names(law: str) -> tuple[str, ...]:
     return {"chinchilla": ("E", "A", "B", "alpha", "beta"), "overtrain": ("E", "a", "b", "eta")}.get(
         law, ("E", "A", "alpha"))
