@@ -30,11 +30,12 @@ def write_results(name: str, payload: dict[str, Any]) -> Path:
 def print_table(rows: list[dict[str, Any]], title: str) -> None:
     """Print rows (dicts with the same keys) as a Rich table."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=title)
     for key in rows[0]:
         table.add_column(key, justify="right")
     for row in rows:
-        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()))
+        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else escape(str(v)) for v in row.values()))
     Console(width=None if sys.stdout.isatty() else 240).print(table)  # whole columns in logs

@@ -14,9 +14,11 @@ spent before its front reached the problem's fixed reference hypervolume (``targ
 reaches it within the budget is censored there. Per method the table gives the mean hypervolume with a 90%
 bootstrap interval over seeds, how many seeds reached the reference, the median cost to reach it (``>budget``
 when half or more never did), and that median as a multiple of random search's and of TPE's, each with a 90%
-bootstrap interval (seeds resampled within each method; a resample whose median is censored makes the ratio
-unbounded). Also: the total cost spent before one of its trials costing at most L came within 1% of the best
-metric any method found at that cost L, for three cost levels L.
+bootstrap interval (seeds resampled within each method). Censoring is counted against the method: a base
+whose median never reached the reference counts as reaching it at the budget, so the ratio is an upper
+bound (shown ``<=``), and a method whose median never reached it has an infinite ratio. Also: the total cost
+spent before one of its trials costing at most L came within 1% of the best metric any method found at that
+cost L, for three cost levels L.
 
 Concurrency is simulated (``--concurrent 1 2 4``): each method runs asynchronously on k workers, a
 trial lasting its cost, and is asked for the next trial whenever a worker frees while the other trials are
@@ -24,6 +26,7 @@ still running, as under Ray Tune. The cost to the reference counts the trials fi
 worker this is the plain ask-evaluate-tell loop.
 
     python bench/search.py [--problem synthetic|tinylm|both] [--seeds 5] [--jobs 2] [--concurrent 1 2 4]
+    python bench/search.py --problem tinylm --rescore     # the ratios again from the saved per-seed costs
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import print_table, write_results  # noqa: E402
+from bench.common import RESULTS, print_table, write_results  # noqa: E402
 from sweeper.maths.pareto import hypervolume  # noqa: E402
 from sweeper.search.cost_aware import CostAwareSearch, Dimension  # noqa: E402
 
@@ -226,16 +229,37 @@ def mean_interval(values: list[float], rng: np.random.Generator) -> tuple[float,
     return _interval(v[rng.integers(0, len(v), (BOOTSTRAP, len(v)))].mean(axis=1))
 
 
-def ratio_interval(costs: list[float], base: list[float], rng: np.random.Generator) -> tuple[float, float]:
-    """A 90% bootstrap interval of median(costs) / median(base), seeds resampled within each; censored runs
-    (inf) count as worst, so a resample with half or more censored has an infinite (or zero) ratio."""
+def cost_ratio(cost: Any, base: Any, budget: float) -> Any:
+    """median cost / the base's median, censored conservatively: a base that did not reach the reference
+    within the budget (inf) counts as reaching it at the budget, so the ratio is an upper bound (the true one
+    is smaller); a method that did not reach it has an infinite ratio, whatever the base did."""
+    cost, base = np.asarray(cost, dtype=float), np.asarray(base, dtype=float)
+    with np.errstate(invalid="ignore"):
+        out = np.where(np.isinf(cost), np.inf, cost / np.where(np.isinf(base), budget, base))
+    return float(out) if out.ndim == 0 else out
+
+
+def ratio_interval(costs: list[float], base: list[float], budget: float,
+                   rng: np.random.Generator) -> tuple[float, float]:
+    """A 90% bootstrap interval of `cost_ratio` of the medians, seeds resampled within each method."""
     a, b = np.asarray(costs, dtype=float), np.asarray(base, dtype=float)
     ma = median_cost(a[rng.integers(0, len(a), (BOOTSTRAP, len(a)))], axis=1)
     mb = median_cost(b[rng.integers(0, len(b), (BOOTSTRAP, len(b)))], axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(np.isinf(ma) & np.isinf(mb), np.nan, ma / mb)
-    ratio = ratio[~np.isnan(ratio)]
-    return _interval(ratio) if ratio.size else (math.nan, math.nan)
+    return _interval(cost_ratio(ma, mb, budget))
+
+
+def ratio_columns(to_target: dict[str, list[float]], name: str, budget: float,
+                  rng: np.random.Generator) -> dict[str, Any]:
+    """``x_random``, ``x_tpe`` and their 90% intervals for method ``name``; ``<=`` marks a bound (the base's
+    median never reached the reference within the budget)."""
+    out: dict[str, Any] = {}
+    cost = median_cost(to_target[name])
+    for base in ("random", "tpe"):
+        base_cost = median_cost(to_target[base])
+        ratio = cost_ratio(cost, base_cost, budget)
+        out[f"x_{base}"] = f"<={ratio:.2f}" if math.isinf(base_cost) and math.isfinite(ratio) else ratio
+        out[f"x_{base} 90%"] = _fmt_interval(*ratio_interval(to_target[name], to_target[base], budget, rng))
+    return out
 
 
 def _fmt_interval(lo: float, hi: float) -> str:
@@ -260,7 +284,7 @@ def compare(problem: Problem, seeds: int, jobs: int, concurrent: int = 1,
     cheap = {level: [m[c <= level].min() for rs in runs.values() for c, m in rs if (c <= level).any()]
              for level in problem.levels}
     best = {level: min(found) for level, found in cheap.items() if found}  # levels no trial reached drop out
-    rng = np.random.default_rng(0)
+    rng, ratio_rng = np.random.default_rng(0), np.random.default_rng(1)
     to_target = {name: [cost_to_hypervolume(c, m, ref, problem.target_hv) for c, m in rs]
                  for name, rs in runs.items()}
     rows = []
@@ -275,11 +299,7 @@ def compare(problem: Problem, seeds: int, jobs: int, concurrent: int = 1,
                "reached": f"{int(np.isfinite(to_target[name]).sum())}/{len(rs)}",
                "cost_to_target": cost if math.isfinite(cost) else ">budget",
                "run_s": seconds[name]}
-        for base in ("random", "tpe"):
-            base_cost = median_cost(to_target[base])
-            row[f"x_{base}"] = cost / base_cost if math.isfinite(base_cost) else (math.nan if math.isinf(cost)
-                                                                                 else 0.0)
-            row[f"x_{base} 90%"] = _fmt_interval(*ratio_interval(to_target[name], to_target[base], rng))
+        row.update(ratio_columns(to_target, name, problem.budget, ratio_rng))
         for level in best:
             reach = [cost_to_reach(c, m, level, 1.01 * best[level]) for c, m in rs]
             row[f"1%@{level:.0e}: reached"] = f"{int(np.isfinite(reach).sum())}/{len(reach)}"
@@ -303,6 +323,29 @@ def compare(problem: Problem, seeds: int, jobs: int, concurrent: int = 1,
             "rows": rows}
 
 
+RATIO_COLUMNS = ("x_random", "x_random 90%", "x_tpe", "x_tpe 90%")
+
+
+def rescore(path: Path) -> None:
+    """Recompute the cost ratios of a saved result from its per-seed costs (as `compare` would), print them
+    and write them back into the file's rows."""
+    import json
+
+    payload = json.loads(path.read_text())
+    for problem_name, by_concurrency in payload["problems"].items():
+        for label, result in by_concurrency.items():
+            ratio_rng = np.random.default_rng(1)
+            to_target = {k: [float(v) for v in costs] for k, costs in result["cost_to_target_by_seed"].items()}
+            for row in result["rows"]:
+                row.update(ratio_columns(to_target, row["method"], result["budget"], ratio_rng))
+            print_table([{k: r[k] for k in ("method", "reached", "cost_to_target", *RATIO_COLUMNS)}
+                         for r in result["rows"]],
+                        f"{problem_name}, {label}, {result['seeds']} seeds: cost to the reference hypervolume "
+                        f"{result['target_hv']} as a multiple of random's and TPE's (90% bootstrap intervals)")
+    path.write_text(json.dumps(payload, indent=2, default=str))
+    print(f"rewrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problem", choices=[*PROBLEMS, "both"], default="synthetic")
@@ -313,7 +356,12 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
                         help="methods to compare (random and tpe are always run: the ratios need them)")
     parser.add_argument("--budget", type=float, help="total cost per method and seed (default: the problem's)")
+    parser.add_argument("--rescore", action="store_true",
+                        help="recompute the cost ratios of the saved results (bench/results) without running")
     args = parser.parse_args()
+    if args.rescore:
+        rescore(RESULTS / (f"search-{args.problem}.json" if args.problem != "synthetic" else "search.json"))
+        return
     names = list(PROBLEMS) if args.problem == "both" else [args.problem]
     methods = tuple(m for m in METHODS if m in {"random", "tpe", *args.methods})
     results = {}
