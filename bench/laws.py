@@ -14,7 +14,7 @@
    to 50% of its tokens, predict the rest), every form and ``auto``: the mean and worst relative error of the
    held-out predictions and how often the 90% interval covers them.
 
-    python bench/laws.py                 # about a minute on 2 cores
+    python bench/laws.py                 # about 3 minutes on 2 cores
     python bench/laws.py --reference --reference-stride 10   # also 450 starts of the reference grid
 """
 
