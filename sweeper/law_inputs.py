@@ -16,10 +16,10 @@ from sweeper.errors import UserError
 from sweeper.laws import curves as lc
 from sweeper.laws import data as ld
 from sweeper.laws import decide as dd
+from sweeper.tables import read_table
 
 if TYPE_CHECKING:  # a study's results need the study schema (pydantic); a table fit does without
     from sweeper.results import StudyResults
-from sweeper.tables import read_table
 
 
 def _results(study: str | Path | StudyResults) -> StudyResults:

@@ -31,8 +31,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--law", choices=LAWS, default="auto",
                         help="the law to fit; auto (default) backtests chinchilla, overtrain and the power law in "
                              "compute (fit without the largest 10%% and 25%% of the sizes, at least 1 and 2, predict "
-                             "them) and keeps the one that "
-                             "erred least, its extrapolation error added to its intervals")
+                             "them) and keeps the one that erred least, its extrapolation error added to its "
+                             "intervals")
     parser.add_argument("--loss", required=True, metavar="COL", help="the loss column, e.g. m.loss.valid.code")
     parser.add_argument("--x", choices=("flops", "tokens", "n"), default="flops",
                         help="the power law's variable (default flops)")
