@@ -33,24 +33,25 @@ SWEPT = ("xs_40", "s_40", "m_40", "l_10", "xl_10")
 """One budget per size: 40 tokens per parameter for the three smallest, 10 for the two largest (shorter)."""
 
 
-def study_runs() -> tuple[dict, dict[str, dict], dict]:
-    """The study's fixed params, the swept rungs' presets (without their lr) and the validation run's."""
-    import yaml
+def study_runs() -> tuple[dict, dict[str, dict], dict, dict[str, int], int]:
+    """The study's fixed params, the swept rungs' presets and the validation run's (without lr and
+    eval_every), and the parameter counts of the rungs and of the validation run, as the workload counts
+    them (embeddings included). Read with the project's own study loader."""
+    from sweeper.phases import run_size
+    from sweeper.space import presets_of
+    from sweeper.spec import load_study
 
-    raw = yaml.safe_load(STUDY.read_text())
+    study = load_study(STUDY)
     drop = ("lr", "eval_every")
-    presets = raw["space"]["run"]["presets"]
+    presets = presets_of(study.space)["run"]
     rungs = {name: {k: v for k, v in presets[name].items() if k not in drop} for name in SWEPT}
-    validation = next(iter(raw["laws"]["validate"]["runs"].values()))
-    base = {**raw["params"], "seed": 0, "eval_every": 10**9}
-    return base, rungs, {k: v for k, v in validation.items() if k not in drop}
+    validation = {k: v for k, v in next(iter(study.laws.validate_.runs.values())).items() if k not in drop}
+    base = {**study.params, "seed": 0, "eval_every": 10**9}
 
+    def n_params(shape: dict) -> int:
+        return int(run_size(study, {**base, **shape, "lr": 1e-3})["n_params"])
 
-def n_params(base: dict, shape: dict) -> int:
-    """Parameters as the workload counts them (embeddings included)."""
-    from workloads.tinylm.train import describe
-
-    return int(describe({**base, **shape, "lr": 1e-3})["n_params"])
+    return base, rungs, validation, {r: n_params(shape) for r, shape in rungs.items()}, n_params(validation)
 
 
 def train_one(config: dict, rung: str, lr: float) -> tuple[str, float, float, float]:
@@ -80,9 +81,7 @@ def main() -> None:
     lrs = sorted(args.lrs)
     if len(lrs) < 3:
         parser.error("--lrs: expected at least 3 learning rates")
-    base, rungs, validation = study_runs()
-    sizes = {r: n_params(base, shape) for r, shape in rungs.items()}
-    validation_n = n_params(base, validation)
+    base, rungs, validation, sizes, validation_n = study_runs()
     tasks = [({**base, **rungs[rung]}, rung, lr) for rung in rungs for lr in lrs]
     with ProcessPoolExecutor(args.jobs) as pool:
         runs = list(pool.map(train_one, *zip(*tasks, strict=True)))
