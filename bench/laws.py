@@ -332,6 +332,13 @@ def bench_forms_chinchilla(data: LawData, bootstrap: int = 100) -> list[dict]:
     return rows
 
 
+def curve_points(rows, x: str, loss: str, name: str) -> LawData:
+    """One learning curve's rows (a polars frame) as points in tokens ``d``, each its own run."""
+    d = rows[x].to_numpy().astype(float)
+    return LawData(loss=rows[loss].to_numpy().astype(float), d=d, run=np.arange(len(d)).astype(str), source=name,
+                   columns={"d": x, "loss": loss})
+
+
 def revisiting_curves() -> list[tuple[str, LawData, LawData]]:
     """(name, fitted part, held-out part) of every learning curve of the revisiting-laws benchmark."""
     import polars as pl
@@ -343,13 +350,8 @@ def revisiting_curves() -> list[tuple[str, LawData, LawData]]:
         fit, held = part.filter(pl.col("Training") == 1), part.filter(pl.col("Training") == 0)
         if fit.height < 5 or held.is_empty():
             continue
-
-        def law_data(rows: pl.DataFrame, name: str = f"{domain}/{task}/{model}") -> LawData:
-            x = rows["Seen Examples"].to_numpy().astype(float)
-            return LawData(loss=rows["Loss"].to_numpy().astype(float), d=x, run=np.arange(len(x)).astype(str),
-                           source=name, columns={"d": "Seen Examples", "loss": "Loss"})
-
-        out.append((f"{domain}/{task}/{model}", law_data(fit), law_data(held)))
+        name = f"{domain}/{task}/{model}"
+        out.append((name, *(curve_points(rows, "Seen Examples", "Loss", name) for rows in (fit, held))))
     return out
 
 
@@ -370,14 +372,8 @@ def datablations_curves(fit_from: float = 0.1, fit_to: float = 0.5,
         if fit.height < 5 or held.is_empty():
             continue
         name = f"{data}/{size}/{epochs} epochs"
-
-        def law_data(rows: pl.DataFrame, name: str = name) -> LawData:
-            rows = rows.gather_every(max(1, -(-rows.height // most)))
-            x = rows["token_num"].to_numpy().astype(float)
-            return LawData(loss=rows["loss"].to_numpy().astype(float), d=x, run=np.arange(len(x)).astype(str),
-                           source=name, columns={"d": "token_num", "loss": "loss"})
-
-        out.append((name, law_data(fit), law_data(held)))
+        thinned = (rows.gather_every(max(1, -(-rows.height // most))) for rows in (fit, held))
+        out.append((name, *(curve_points(rows, "token_num", "loss", name) for rows in thinned)))
     return out
 
 

@@ -229,6 +229,9 @@ def mean_interval(values: list[float], rng: np.random.Generator) -> tuple[float,
     return _interval(v[rng.integers(0, len(v), (BOOTSTRAP, len(v)))].mean(axis=1))
 
 
+RATIO_COLUMNS = ("x_random", "x_random 90%", "x_tpe", "x_tpe 90%")
+
+
 def cost_ratio(cost: Any, base: Any, budget: float) -> Any:
     """median cost / the base's median, censored conservatively: a base that did not reach the reference
     within the budget (inf) counts as reaching it at the budget, so the ratio is an upper bound (the true one
@@ -305,8 +308,8 @@ def compare(problem: Problem, seeds: int, jobs: int, concurrent: int = 1,
             row[f"1%@{level:.0e}: reached"] = f"{int(np.isfinite(reach).sum())}/{len(reach)}"
             row[f"1%@{level:.0e}: cost"] = median_cost(reach)
         rows.append(row)
-    main_cols = ("method", "hypervolume", "hv 90%", "trials", "failed", "reached", "cost_to_target", "x_random",
-                 "x_random 90%", "x_tpe", "x_tpe 90%", "run_s")
+    main_cols = ("method", "hypervolume", "hv 90%", "trials", "failed", "reached", "cost_to_target", *RATIO_COLUMNS,
+                 "run_s")
     print_table([{k: r[k] for k in main_cols} for r in rows],
                 f"{problem.name}, {concurrent} concurrent: equal total cost {problem.budget:.0e} {problem.unit}, "
                 f"{seeds} seeds; cost to "
@@ -321,9 +324,6 @@ def compare(problem: Problem, seeds: int, jobs: int, concurrent: int = 1,
             "cost_to_target_by_seed": to_target,
             "dimensions": [{"name": d.name, "low": d.low, "high": d.high, "scale": d.scale} for d in problem.dims],
             "rows": rows}
-
-
-RATIO_COLUMNS = ("x_random", "x_random 90%", "x_tpe", "x_tpe 90%")
 
 
 def rescore(path: Path) -> None:
@@ -346,6 +346,11 @@ def rescore(path: Path) -> None:
     print(f"rewrote {path}")
 
 
+def results_name(problem: str) -> str:
+    """The file under bench/results that holds ``problem``'s figures (without ``.json``)."""
+    return "search" if problem == "synthetic" else f"search-{problem}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problem", choices=[*PROBLEMS, "both"], default="synthetic")
@@ -360,7 +365,7 @@ def main() -> None:
                         help="recompute the cost ratios of the saved results (bench/results) without running")
     args = parser.parse_args()
     if args.rescore:
-        rescore(RESULTS / (f"search-{args.problem}.json" if args.problem != "synthetic" else "search.json"))
+        rescore(RESULTS / f"{results_name(args.problem)}.json")
         return
     names = list(PROBLEMS) if args.problem == "both" else [args.problem]
     methods = tuple(m for m in METHODS if m in {"random", "tpe", *args.methods})
@@ -371,7 +376,7 @@ def main() -> None:
             problem = replace(problem, budget=args.budget)
         results[name] = {f"concurrent={k}": compare(problem, args.seeds, args.jobs, k, methods)
                          for k in args.concurrent}
-    path = write_results(f"search-{args.problem}" if args.problem != "synthetic" else "search",
+    path = write_results(results_name(args.problem),
                          {"targets": {"x_random": 0.5, "x_tpe": 0.75}, "problems": results})
     print(f"wrote {path}")
 
