@@ -76,6 +76,18 @@ def huber(r: np.ndarray, delta: float = HUBER_DELTA) -> np.ndarray:
     return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta)).sum(axis=-1)
 
 
+def neighbourhood_min(a: np.ndarray) -> np.ndarray:
+    """The minimum over each cell's 3^k neighbourhood, edges repeated: scipy.ndimage's
+    ``minimum_filter(a, size=3, mode="nearest")``, without the 0.3 s its import adds to every CLI fit."""
+    out = a
+    for axis in range(a.ndim):
+        pad = [(1, 1) if i == axis else (0, 0) for i in range(a.ndim)]
+        p, n = np.pad(out, pad, mode="edge"), a.shape[axis]
+        out = np.minimum(np.minimum(p.take(np.arange(n), axis), p.take(np.arange(1, n + 1), axis)),
+                         p.take(np.arange(2, n + 2), axis))
+    return out
+
+
 class PowerSumProblem:
     """Fit ``log L = LSE(e, a_k - alpha_k * z_k)`` to points, ``z_k`` the centred log of each variable.
 
@@ -262,18 +274,6 @@ def minimise(problem: PowerSumProblem, starts: Sequence[np.ndarray], optimizer: 
 # --------------------------------------------------------------------------------------------------
 # Laws on LawData
 # --------------------------------------------------------------------------------------------------
-def neighbourhood_min(a: np.ndarray) -> np.ndarray:
-    """The minimum over each cell's 3^k neighbourhood, edges repeated: scipy.ndimage's
-    ``minimum_filter(a, size=3, mode="nearest")``, without the 0.3 s its import adds to every CLI fit."""
-    out = a
-    for axis in range(a.ndim):
-        pad = [(1, 1) if i == axis else (0, 0) for i in range(a.ndim)]
-        p, n = np.pad(out, pad, mode="edge"), a.shape[axis]
-        out = np.minimum(np.minimum(p.take(np.arange(n), axis), p.take(np.arange(1, n + 1), axis)),
-                         p.take(np.arange(2, n + 2), axis))
-    return out
-
-
 def param_names(law: str) -> tuple[str, ...]:
     return {"chinchilla": ("E", "A", "B", "alpha", "beta"), "overtrain": ("E", "a", "b", "eta")}.get(
         law, ("E", "A", "alpha"))
