@@ -257,19 +257,56 @@ def test_without_noise_or_without_a_rerun_key_nothing_is_run_twice():
 
 
 def test_the_front_by_the_model_mean_ignores_a_lucky_observation():
-    rng = np.random.default_rng(0)
     search = fast_search(seed=0)
-    for _ in range(40):  # a noisy sample of the box
-        config = {d.name: float(d.from_unit(rng.uniform())) for d in DIMS}
-        search.observe(config, noisy_loss(config, 0.05), law_cost(**config))
-    lucky = {"N": 1e8, "D": 1e9, "lr": 3e-3}  # one draw far luckier than its neighbourhood allows
-    search.observe(lucky, law_loss(**lucky) - 0.6, law_cost(**lucky))
+    lucky = noisy_box_with_a_lucky_draw(search)
     assert any(p["config"] == lucky for p in search.pareto_front())  # observed: the lucky draw is on the front
     judged = {tuple(p["config"].values()): p for p in search.model_front()}
     point = judged.get(tuple(lucky.values()))
     # by the model's mean it is either off the front or judged far closer to what the law gives there
     assert point is None or point["metric"] > law_loss(**lucky) - 0.3, point
     assert all(p["runs"] == 1 and p["cost"] > 0 for p in judged.values())
+
+
+def noisy_box_with_a_lucky_draw(search: CostAwareSearch) -> dict:
+    """40 noisy draws over the box, then one draw 0.6 luckier than its neighbourhood allows; the lucky config."""
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        config = {d.name: float(d.from_unit(rng.uniform())) for d in DIMS}
+        search.observe(config, noisy_loss(config, 0.05), law_cost(**config))
+    lucky = {"N": 1e8, "D": 1e9, "lr": 3e-3}
+    search.observe(lucky, law_loss(**lucky) - 0.6, law_cost(**lucky))
+    return lucky
+
+
+def test_a_suggestion_works_from_the_front_as_front_by_judges_it():
+    fronts = {}
+    for front_by in ("observed", "model"):
+        search = fast_search(seed=0, front_by=front_by)
+        lucky = noisy_box_with_a_lucky_draw(search)
+        search.suggest()
+        fronts[front_by] = search.last_front
+        assert fronts[front_by] and not any(p["pending"] for p in search.last_front)
+    lucky_metric = law_loss(**lucky) - 0.6
+    # observed: the suggestion has to beat the lucky draw itself
+    def at_lucky(front: list[dict]) -> list[float]:
+        return [p["metric"] for p in front if p["cost"] == pytest.approx(law_cost(**lucky))]
+
+    assert at_lucky(fronts["observed"]) == [pytest.approx(lucky_metric)]
+    # model: the lucky config is off that front, or judged far closer to what the law gives there
+    assert all(m > lucky_metric + 0.3 for m in at_lucky(fronts["model"])), fronts["model"]
+
+
+def test_running_trials_move_the_front_a_concurrent_suggestion_works_from_only_with_pending_front():
+    moved = {}
+    for pending_front in (True, False):
+        search = fast_search(seed=2, pending_front=pending_front)
+        run_search(search, 5e18)
+        moved[pending_front] = 0
+        for i in range(6):  # six trials start together; each suggestion sees the ones before it running
+            search.suggest(key=f"t{i}")
+            moved[pending_front] += any(p["pending"] for p in search.last_front)
+    assert moved[False] == 0
+    assert moved[True] >= 1, moved
 
 
 @pytest.mark.parametrize("options, fragment", [

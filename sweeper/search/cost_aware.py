@@ -377,6 +377,10 @@ class CostAwareSearch:
         self._theta: dict[str, np.ndarray] = {}  # last fitted GP hyperparameters, to warm-start the next fit
         self.n_suggested = 0
         self.last_info: dict[str, float] = {}
+        self.last_front: list[dict[str, Any]] = []
+        """The front the last model-based suggestion tried to improve on, by increasing cost: each point's
+        `cost`, `metric` (as judged: observed, or the model's mean with ``front_by="model"``) and `pending`
+        (True for a running trial's made-up outcome, with ``pending_front``)."""
 
     # ---- public API ------------------------------------------------------------------------------------------
 
@@ -384,6 +388,7 @@ class CostAwareSearch:
         """The next configuration to try; it stays pending (see `observe`, `forget`) under `key`."""
         key = f"suggestion-{self.n_suggested}" if key is None else str(key)
         repeat = None
+        self.last_front = []
         if self._count("ok") < self.n_initial:
             unit, self.last_info = self._sample_around(self._center()[None, :], 1)[0], {"random": 1.0}
         else:
@@ -534,6 +539,7 @@ class CostAwareSearch:
         origins = x_done[front]
         front_lc = np.log(cost_done[front])
         front_model = _FrontModel(front_lc, good_done[front], extrapolate=self.extrapolate_front)
+        self._record_front(scale, front_lc, good_done[front], np.zeros(front.size, dtype=bool))
 
         noise_sd = _noise_sd(metric_gp)
         rerun = self._rerun_choice(x_done, cost_done, good_done, front, noise_sd)
@@ -563,6 +569,7 @@ class CostAwareSearch:
                                     min_cost_quantile=self.min_front_cost_quantile)
                 front_lc = lc_all[both]
                 front_model = _FrontModel(front_lc, good_all[both], extrapolate=self.extrapolate_front)
+                self._record_front(scale, front_lc, good_all[both], both >= cost_done.size)
 
         floor = -np.inf
         if front.size > 1 and rng.uniform() < self.raise_front:
@@ -595,6 +602,12 @@ class CostAwareSearch:
             "noise_sd": noise_sd,
         }
         return cands[i], None
+
+    def _record_front(self, scale: _MetricScale, log_cost: np.ndarray, goodness: np.ndarray,
+                      pending: np.ndarray) -> None:
+        """Keep the front a suggestion works from as `last_front`, in the metric's units."""
+        self.last_front = [{"cost": float(np.exp(lc)), "metric": float(m), "pending": bool(p)} for lc, m, p in
+                           zip(log_cost, scale.inverse(goodness), pending, strict=True)]
 
     def _fit_metric(self, modelled: list[_Observation], rng: np.random.Generator
                     ) -> tuple[GaussianProcessRegressor, _MetricScale, np.ndarray, np.ndarray]:
