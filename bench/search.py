@@ -1,7 +1,7 @@
-"""Cost-aware search against Optuna TPE, multi-objective TPE on (metric, log cost) and random search, at
-equal total cost, on two problems. ``cost_aware_noise`` is the cost-aware search with the options for noisy
-metrics: the front judged by the model's mean, and front points within the fitted noise run again with the
-next seed (on the noise-free synthetic law a re-run repeats the same value).
+"""Cost-aware search against Optuna TPE, multi-objective TPE on (metric, log cost) (``motpe``) and random
+search, at equal total cost, on two problems. ``cost_aware_noise`` is the cost-aware search with the options
+for noisy metrics: the front judged by the model's mean, and front points within the fitted noise run again
+with the next seed (on the noise-free synthetic law a re-run repeats the same value).
 
 - ``synthetic``: the synthetic scaling law (workloads.synthetic, noise-free): N, D and lr on log scales,
   cost 6ND. Milliseconds per trial, so many seeds.
@@ -176,7 +176,7 @@ def run_optuna(problem: Problem, seed: int, concurrent: int, multi: bool) -> tup
 METHODS = {
     "random": run_random,
     "tpe": partial(run_optuna, multi=False),
-    "motpe (metric, log cost)": partial(run_optuna, multi=True),
+    "motpe": partial(run_optuna, multi=True),  # multi-objective TPE on (metric, log cost)
     "cost_aware": run_cost_aware,
     # noisy metrics: the front judged by the model's mean, and front points within the noise run again with
     # the next seed (the synthetic law has no seed, so there a re-run repeats the same value)
@@ -322,6 +322,10 @@ def compare(problem: Problem, seeds: int, jobs: int, concurrent: int = 1,
             "levels": problem.levels,
             "best_at_level": {f"{k:.0e}": v for k, v in best.items()}, "target_hv": problem.target_hv,
             "cost_to_target_by_seed": to_target,
+            # every trial of every run, in the order it finished (failed: metric inf), so that the figures can be
+            # recomputed or the seeds extended without training again
+            "trials_by_seed": {name: [{"cost": c.tolist(), "metric": m.tolist()} for c, m in rs]
+                               for name, rs in runs.items()},
             "dimensions": [{"name": d.name, "low": d.low, "high": d.high, "scale": d.scale} for d in problem.dims],
             "rows": rows}
 

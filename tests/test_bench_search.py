@@ -1,0 +1,53 @@
+"""The censoring convention of the search benchmark (bench/search.py), whose ratios the README quotes: a run that
+never reached the reference hypervolume counts against its method, never for it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bench.search import cost_ratio, cost_to_hypervolume, median_cost, ratio_columns, ratio_interval
+
+BUDGET = 10.0
+INF = math.inf
+
+
+def test_the_median_counts_never_reached_as_worst_and_is_censored_when_half_never_got_there():
+    assert median_cost([1.0, 2.0, 3.0]) == 2.0
+    assert median_cost([1.0, 2.0, 3.0, INF]) == 3.0  # the higher middle of an even count
+    assert median_cost([1.0, 2.0, INF, INF]) == INF
+    assert median_cost([INF, INF, INF]) == INF
+
+
+def test_a_censored_base_makes_the_ratio_an_upper_bound_and_a_censored_method_an_infinite_one():
+    assert cost_ratio(2.0, 4.0, BUDGET) == 0.5
+    assert cost_ratio(2.0, INF, BUDGET) == 0.2  # the base counted as reaching it at the budget
+    assert cost_ratio(INF, 4.0, BUDGET) == INF
+    assert cost_ratio(INF, INF, BUDGET) == INF  # both censored: no credit for the method
+    assert list(cost_ratio(np.array([2.0, INF]), np.array([INF, 1.0]), BUDGET)) == [0.2, INF]
+
+
+def test_the_columns_mark_a_bound_and_the_interval_keeps_infinite_resamples():
+    to_target = {"random": [INF, INF, INF, 8.0], "tpe": [4.0, 4.0, 4.0, 4.0], "cost_aware": [2.0, 2.0, 2.0, 2.0],
+                 "never": [INF, INF, INF, INF]}
+    rng = np.random.default_rng(0)
+    cols = ratio_columns(to_target, "cost_aware", BUDGET, rng)
+    assert cols["x_random"] == "<=0.20" and cols["x_tpe"] == 0.5
+    assert cols["x_tpe 90%"] == "[0.50, 0.50]"
+    never = ratio_columns(to_target, "never", BUDGET, rng)
+    assert never["x_tpe"] == INF and never["x_tpe 90%"] == "[inf, inf]"
+    # a method that reached the reference in half its seeds: some resampled medians never did
+    lo, hi = ratio_interval([1.0, 1.0, INF, INF], [4.0, 4.0, 4.0, 4.0], BUDGET, np.random.default_rng(0))
+    assert lo == pytest.approx(0.25) and hi == INF
+
+
+def test_the_cost_to_the_reference_is_what_was_spent_when_the_front_first_reached_it():
+    costs, metrics = np.array([1.0, 2.0, 4.0]), np.array([3.0, 2.0, 1.0])
+    reference = (10.0, 4.0)  # hypervolume of the front in (log10 cost, metric) below this corner
+    from sweeper.maths.pareto import hypervolume
+
+    after = [hypervolume(costs[: k + 1], metrics[: k + 1], reference) for k in range(3)]
+    assert cost_to_hypervolume(costs, metrics, reference, after[1]) == 3.0
+    assert cost_to_hypervolume(costs, metrics, reference, after[2] + 1.0) == INF
