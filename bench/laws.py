@@ -13,6 +13,9 @@
    curves of Muennighoff et al. 2023 (../shared/data/colpret/datablations_losses.csv: fit each curve from 10%
    to 50% of its tokens, predict the rest), every form and ``auto``: the mean and worst relative error of the
    held-out predictions and how often the 90% interval covers them.
+6. The command a user runs, end to end: ``sweeper fit law`` on the Chinchilla table with ``--law auto``
+   (start-up, reading the table, the backtests, the 200-replicate bootstrap, the printout), wall time of
+   ``--repeats`` runs against issue 14's 2 s.
 
     python bench/laws.py                 # about 3 minutes on 2 cores
     python bench/laws.py --reference --reference-stride 10   # also 450 starts of the reference grid
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -332,6 +336,23 @@ def bench_forms_chinchilla(data: LawData, bootstrap: int = 100) -> list[dict]:
     return rows
 
 
+CLI_TARGET_S = 2.0
+
+
+def bench_cli_fit(repeats: int) -> dict:
+    """Wall time of ``sweeper fit law --law auto`` on the Chinchilla table, one fresh process per run."""
+    command = [sys.executable, "-c", "from sweeper.cli import main; main()", "fit", "law", "--from", str(CHINCHILLA),
+               "--loss", "loss", "--n", "Model Size", "--c", "Training FLOP", "--drop-highest", "5", "--law", "auto"]
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        times.append(time.perf_counter() - t0)
+    return {"command": "sweeper " + " ".join(command[3:]), "runs": repeats, "wall_s": [round(t, 3) for t in times],
+            "median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3),
+            "target_s": CLI_TARGET_S, "all_under_target": max(times) < CLI_TARGET_S}
+
+
 def curve_points(rows, x: str, loss: str, name: str) -> LawData:
     """One learning curve's rows (a polars frame) as points in tokens ``d``, each its own run."""
     d = rows[x].to_numpy().astype(float)
@@ -406,7 +427,8 @@ def main() -> None:
     parser.add_argument("--reference", action="store_true", help="also run the replication's 4,500-start grid")
     parser.add_argument("--reference-stride", type=int, default=1, help="run every K-th start of that grid")
     parser.add_argument("--datasets", type=int, default=10, help="synthetic datasets for coverage and backtests")
-    parser.add_argument("--repeats", type=int, default=5, help="timed repeats of the Chinchilla fit")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed repeats of the Chinchilla fit and of the fit-law command")
     args = parser.parse_args()
     payload: dict = {}
 
@@ -459,6 +481,11 @@ def main() -> None:
     payload["extrapolation_by_form"] = forms
     if forms:
         print_table(forms, "extrapolation by law form: held-out points, relative error and 90% interval coverage")
+
+    if CHINCHILLA.is_file():
+        cli = payload["cli_fit_auto"] = bench_cli_fit(args.repeats)
+        print(f"`{cli['command']}`: median {cli['median_s']:.2f} s, max {cli['max_s']:.2f} s over {cli['runs']} "
+              f"runs (target under {cli['target_s']:.0f} s)")
 
     rows = bench_curves({k: v for k, v in law_curves(0).items()}, "drawn from the law")
     rows += bench_curves(mlp_curves(), "toy MLP training")
