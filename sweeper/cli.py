@@ -15,7 +15,8 @@ COMMANDS: dict[tuple[str, str], tuple[str, str]] = {
     ("fit", "mixture"): ("fit_mixture", "RegMix: regression from mixture weights to a target, then a simplex search "
                          "for the best mixture"),
     ("fit", "hparams"): ("fit_hparams", "hyperparameter scaling laws along the (cost, metric) Pareto front"),
-    ("fit", "law"): ("fit_law", "fit a scaling law (chinchilla or power) with bootstrap intervals"),
+    ("fit", "law"): ("fit_law", "fit a scaling law (auto: chosen by backtest; chinchilla, overtrain, power) with "
+                     "bootstrap intervals"),
     ("predict", "law"): ("predict_law", "predict the loss at a scale from FIT.json, with its interval"),
     ("", "decide"): ("decide", "DataDecide: how often small runs pick the data recipe that wins at the target size"),
     ("", "report"): ("report", "one self-contained HTML page of a study: curves, parameters, front, analyses"),
@@ -163,7 +164,16 @@ def _query(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_module_commands(sub: argparse._SubParsersAction) -> None:
+def _requested(argv: Sequence[str] | None) -> set[tuple[str, str]] | None:
+    """The module command that ``argv`` names, or None (every one) when ``argv`` is not known: only that
+    command's module is imported, so ``sweeper fit law`` does not pay for loading ``report``'s."""
+    if argv is None:
+        return None
+    words = [a for a in argv if not a.startswith("-")][:2]
+    return {key for key in COMMANDS if list(key) == words or (not key[0] and words[:1] == [key[1]])}
+
+
+def _add_module_commands(sub: argparse._SubParsersAction, wanted: set[tuple[str, str]] | None = None) -> None:
     groups: dict[str, argparse._SubParsersAction] = {}
     for (group, name), (module, help_text) in COMMANDS.items():
         if group:
@@ -173,12 +183,14 @@ def _add_module_commands(sub: argparse._SubParsersAction) -> None:
             parser = groups[group].add_parser(name, help=help_text, description=help_text)
         else:
             parser = sub.add_parser(name, help=help_text, description=help_text)
-        mod = importlib.import_module(f"sweeper.commands.{module}")
-        mod.configure(parser)
-        parser.set_defaults(func=mod.run)
+        if wanted is None or (group, name) in wanted:
+            mod = importlib.import_module(f"sweeper.commands.{module}")
+            mod.configure(parser)
+            parser.set_defaults(func=mod.run)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser; given the arguments it will parse, only the module command they name is loaded."""
     parser = argparse.ArgumentParser(prog="sweeper", description=(
         "Sweeps of small proxy models with Ray Tune: every report in Parquet, a live view, scaling laws."))
     from sweeper import __version__
@@ -188,12 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_status(sub)
     _add_query(sub)
-    _add_module_commands(sub)
+    _add_module_commands(sub, _requested(argv))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -67,3 +67,17 @@ def test_help_lists_commands():
     text = build_parser().format_help()
     for command in ("run", "status", "query"):
         assert command in text
+
+
+def test_a_module_command_loads_only_its_own_module():
+    import subprocess
+    import sys
+
+    script = ("import sys; from sweeper.cli import build_parser; p = build_parser(['fit', 'law', '--help-me']); "
+              "print(sorted(m for m in sys.modules if m.startswith('sweeper.commands.')))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert "sweeper.commands.fit_law" in out and "sweeper.commands.report" not in out, out
+    for command in (["fit", "law", "-h"], ["decide", "-h"], ["report", "-h"]):
+        with pytest.raises(SystemExit) as exc:
+            main(command)
+        assert exc.value.code == 0
