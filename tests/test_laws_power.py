@@ -3,13 +3,15 @@ bootstrap intervals, reproduces the published replication on the Chinchilla tabl
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
 from sweeper.errors import UserError
 from sweeper.law_inputs import table_points
 from sweeper.laws.data import LawData, drop_highest
-from sweeper.laws.power import LawFit, PowerSumProblem, allocation, backtest, fit_law
+from sweeper.laws.power import LawFit, PowerSumProblem, allocation, backtest, fit_law, percentile_interval
 
 # The synthetic workload's law (workloads/synthetic TRUE_PARAMS), generated here with numpy at the
 # optimal learning rate, where its LR term vanishes and the law is exactly Chinchilla's form.
@@ -103,6 +105,30 @@ def test_compute_optimal_allocation_matches_a_numerical_minimum():
     assert set(out) == {"n", "d", "tokens_per_param", "loss"}
     assert np.all(out["tokens_per_param"].lo <= out["tokens_per_param"].value)
     assert np.all(out["n"].value[1] > out["n"].value[0])
+
+
+def test_a_degenerate_bootstrap_replicate_does_not_warn_or_break_the_allocation_interval():
+    # A replicate with alpha near 0 (N barely matters): N* underflows to 0 and D*/N* to infinity. Seen in the
+    # ladder's report as numpy overflow warnings on the user's terminal.
+    degenerate = np.array([1.9e-4, 1.9e-4, 36.8, 1.7e-38, 0.21])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = allocation(degenerate, np.geomspace(1e9, 1e15, 5))
+        fit = fit_law(synthetic(), "chinchilla", bootstrap=20)
+        fit.samples = np.vstack([fit.samples, degenerate])
+        interval = fit.compute_optimal([1e21, 1e23])["tokens_per_param"]
+    assert np.all(np.isinf(out["tokens_per_param"]))
+    assert np.all(np.isfinite(interval.value)) and np.all(interval.lo <= interval.value)
+    assert np.all(interval.hi == np.inf)  # the replicate sits at the top: numpy's interpolation gave nan here
+
+
+def test_percentile_bounds_next_to_an_infinite_replicate_are_infinite_not_nan():
+    values = np.array([[1.0, -np.inf], [2.0, 1.0], [3.0, 2.0], [np.inf, 3.0]])
+    lo, hi = percentile_interval(values, 0.9)
+    assert lo[0] == pytest.approx(1.15) and hi[0] == np.inf
+    assert lo[1] == -np.inf and hi[1] == pytest.approx(2.85)
+    lo, hi = percentile_interval(np.array([[1.0], [2.0], [3.0]]), 0.9)  # finite: linear interpolation as before
+    assert (lo[0], hi[0]) == pytest.approx((1.1, 2.9))
 
 
 def test_holdout_largest_backtest_on_the_synthetic_law():

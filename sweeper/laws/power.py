@@ -643,10 +643,18 @@ def flags_of(var: str) -> str:
 
 
 def percentile_interval(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """The central ``level`` percentile interval of bootstrap ``values`` along their first axis."""
+    """The central ``level`` percentile interval of bootstrap ``values`` along their first axis. A bound that
+    falls next to an infinite replicate (a degenerate refit) is that infinity, where numpy's interpolation
+    would give nan."""
     tail = 50.0 * (1.0 - level)
-    lo, hi = np.nanpercentile(values, [tail, 100.0 - tail], axis=0)
-    return lo, hi
+    with np.errstate(invalid="ignore"):
+        bounds = np.nanpercentile(values, [tail, 100.0 - tail], axis=0)
+    broken = np.isnan(bounds) & ~np.all(np.isnan(values), axis=0)
+    if np.any(broken):
+        higher = np.nanpercentile(values, [tail, 100.0 - tail], axis=0, method="higher")
+        lower = np.nanpercentile(values, [tail, 100.0 - tail], axis=0, method="lower")
+        bounds = np.where(broken, np.where(np.isposinf(higher), higher, lower), bounds)
+    return bounds[0], bounds[1]
 
 
 def chinchilla_vector(law: str, vector: np.ndarray, k: float = FLOPS_PER_TOKEN_PARAM) -> np.ndarray:
@@ -676,13 +684,16 @@ def allocation(vector: np.ndarray, c: np.ndarray, k: float = FLOPS_PER_TOKEN_PAR
 
     Minimising E + A N^-alpha + B D^-beta subject to k N D = C gives
     N* = G (C/k)^(beta/(alpha+beta)), D* = (C/k) / N*, G = (alpha A / (beta B))^(1/(alpha+beta)).
+    A degenerate law (an exponent near 0, as some bootstrap replicates of a poorly determined fit are) puts
+    N* or D* at 0 or infinity: those come back as 0 and inf, without numpy's overflow warnings.
     """
     e, a, b, alpha, beta = vector
     s = alpha + beta
-    g = (alpha * a / (beta * b)) ** (1.0 / s)
-    n = g * (c / k) ** (beta / s)
-    d = (c / k) / n
-    return {"n": n, "d": d, "tokens_per_param": d / n, "loss": e + a * n ** -alpha + b * d ** -beta}
+    with np.errstate(over="ignore", divide="ignore", under="ignore", invalid="ignore"):
+        g = (alpha * a / (beta * b)) ** (1.0 / s)
+        n = g * (c / k) ** (beta / s)
+        d = (c / k) / n
+        return {"n": n, "d": d, "tokens_per_param": d / n, "loss": e + a * n ** -alpha + b * d ** -beta}
 
 
 # --------------------------------------------------------------------------------------------------
