@@ -27,6 +27,7 @@ worker this is the plain ask-evaluate-tell loop.
 
     python bench/search.py [--problem synthetic|tinylm|both] [--seeds 5] [--jobs 2] [--concurrent 1 2 4]
     python bench/search.py --problem tinylm --rescore     # the ratios again from the saved per-seed costs
+    python bench/search.py --problem tinylm --concurrent 2 --seeds 20 --extend   # seeds after the saved ones
 """
 
 from __future__ import annotations
@@ -272,15 +273,34 @@ def _fmt_interval(lo: float, hi: float) -> str:
     return f"[{one(lo)}, {one(hi)}]"
 
 
+def saved_runs(result: dict, methods: tuple[str, ...], budget: float) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """The runs of a saved result (one concurrency of `compare`'s output), for `methods`, to extend with
+    more seeds; a clear error when they cannot be (an older result without every trial, another budget)."""
+    trials = result.get("trials_by_seed")
+    if trials is None:
+        raise SystemExit("--extend: the saved result does not keep every trial (trials_by_seed); run it afresh")
+    if result["budget"] != budget:
+        raise SystemExit(f"--extend: the saved result's budget is {result['budget']:g}, not {budget:g}")
+    missing = [m for m in methods if m not in trials]
+    if missing:
+        raise SystemExit(f"--extend: the saved result has no runs of {', '.join(missing)}")
+    return {m: [(np.asarray(r["cost"], dtype=float), np.asarray(r["metric"], dtype=float)) for r in trials[m]]
+            for m in methods}
+
+
 def compare(problem: Problem, seeds: int, jobs: int, concurrent: int = 1,
-            methods: tuple[str, ...] = tuple(METHODS)) -> dict:
+            methods: tuple[str, ...] = tuple(METHODS),
+            earlier: dict[str, list[tuple[np.ndarray, np.ndarray]]] | None = None) -> dict:
     """Run every method on every seed with `concurrent` simulated workers; print the table and return the
-    figures."""
-    runs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {m: [] for m in methods}
+    figures. ``earlier`` holds runs already made (seeds 0, 1, ... of each method, e.g. from `saved_runs`):
+    only the seeds after them are run."""
+    runs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {m: list((earlier or {}).get(m, [])) for m in methods}
     seconds = {m: 0.0 for m in methods}
-    tasks = [(problem.name, problem.budget, m, s, concurrent) for s in range(seeds) for m in methods]
+    tasks = [(problem.name, problem.budget, m, s, concurrent) for s in range(seeds) for m in methods
+             if s >= len(runs[m])]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for method, _, costs, metrics, took in pool.map(_one_run, *zip(*tasks, strict=True)):
+        for method, seed, costs, metrics, took in pool.map(_one_run, *zip(*tasks, strict=True)) if tasks else ():
+            assert seed == len(runs[method]), "runs come back in the order of their seeds"
             runs[method].append((costs, metrics))
             seconds[method] += took
     ref = problem.reference
@@ -367,22 +387,45 @@ def main() -> None:
     parser.add_argument("--budget", type=float, help="total cost per method and seed (default: the problem's)")
     parser.add_argument("--rescore", action="store_true",
                         help="recompute the cost ratios of the saved results (bench/results) without running")
+    parser.add_argument("--extend", action="store_true",
+                        help="take the saved runs (bench/results) as the first seeds, run only the seeds after "
+                             "them up to --seeds, and update those entries of the saved file")
     args = parser.parse_args()
     if args.rescore:
         rescore(RESULTS / f"{results_name(args.problem)}.json")
         return
     names = list(PROBLEMS) if args.problem == "both" else [args.problem]
     methods = tuple(m for m in METHODS if m in {"random", "tpe", *args.methods})
-    results = {}
     for name in names:
         problem = PROBLEMS[name]
         if args.budget:
             problem = replace(problem, budget=args.budget)
-        results[name] = {f"concurrent={k}": compare(problem, args.seeds, args.jobs, k, methods)
-                         for k in args.concurrent}
-    path = write_results(results_name(args.problem),
-                         {"targets": {"x_random": 0.5, "x_tpe": 0.75}, "problems": results})
-    print(f"wrote {path}")
+        saved = _saved_payload(name) if args.extend else {"problems": {name: {}}}
+        results = saved["problems"].setdefault(name, {})
+        for k in args.concurrent:
+            label = f"concurrent={k}"
+            earlier = None
+            if args.extend:
+                if label not in results:
+                    raise SystemExit(f"--extend: {results_name(name)}.json has no {label} to extend")
+                earlier = saved_runs(results[label], methods, problem.budget)
+            results[label] = compare(problem, args.seeds, args.jobs, k, methods, earlier)
+            if earlier:
+                results[label]["extended"] = (f"seeds 0-{min(len(r) for r in earlier.values()) - 1} from the saved "
+                                              f"result, the rest run {time.strftime('%Y-%m-%dT%H:%M:%S%z')}")
+        extra = {"extended_file_was_written": saved["when"]} if args.extend else {}
+        path = write_results(results_name(name), {"targets": {"x_random": 0.5, "x_tpe": 0.75}, **extra,
+                                                  "problems": {name: results}})
+        print(f"wrote {path}")
+
+
+def _saved_payload(problem: str) -> dict:
+    import json
+
+    path = RESULTS / f"{results_name(problem)}.json"
+    if not path.exists():
+        raise SystemExit(f"--extend: {path} does not exist; run without --extend first")
+    return json.loads(path.read_text())
 
 
 if __name__ == "__main__":

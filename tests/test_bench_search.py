@@ -4,11 +4,21 @@ never reached the reference hypervolume counts against its method, never for it.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from bench.search import cost_ratio, cost_to_hypervolume, median_cost, ratio_columns, ratio_interval
+from bench.search import (
+    PROBLEMS,
+    compare,
+    cost_ratio,
+    cost_to_hypervolume,
+    median_cost,
+    ratio_columns,
+    ratio_interval,
+    saved_runs,
+)
 
 BUDGET = 10.0
 INF = math.inf
@@ -51,3 +61,27 @@ def test_the_cost_to_the_reference_is_what_was_spent_when_the_front_first_reache
     after = [hypervolume(costs[: k + 1], metrics[: k + 1], reference) for k in range(3)]
     assert cost_to_hypervolume(costs, metrics, reference, after[1]) == 3.0
     assert cost_to_hypervolume(costs, metrics, reference, after[2] + 1.0) == INF
+
+
+def test_extending_saved_runs_runs_only_the_new_seeds_and_equals_running_them_all():
+    problem = replace(PROBLEMS["synthetic"], budget=3e18)  # a few trials per run
+    methods = ("random", "tpe")
+
+    def without_timing(rows: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "run_s"} for r in rows]
+
+    two = compare(problem, 2, jobs=1, methods=methods)
+    extended = compare(problem, 3, jobs=1, methods=methods, earlier=saved_runs(two, methods, problem.budget))
+    fresh = compare(problem, 3, jobs=1, methods=methods)
+    assert extended["trials_by_seed"] == fresh["trials_by_seed"]
+    assert without_timing(extended["rows"]) == without_timing(fresh["rows"])
+    # the saved seeds are taken as they are, not run again
+    doctored = saved_runs(two, methods, problem.budget)
+    doctored["tpe"][0] = (doctored["tpe"][0][0], doctored["tpe"][0][1] + 1.0)
+    again = compare(problem, 3, jobs=1, methods=methods, earlier=doctored)
+    assert again["trials_by_seed"]["tpe"][0]["metric"] == list(doctored["tpe"][0][1])
+    assert again["trials_by_seed"]["tpe"][2] == fresh["trials_by_seed"]["tpe"][2]
+    with pytest.raises(SystemExit, match="budget"):
+        saved_runs(two, methods, 1e19)
+    with pytest.raises(SystemExit, match="no runs of cost_aware"):
+        saved_runs(two, ("random", "cost_aware"), problem.budget)
