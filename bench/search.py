@@ -402,18 +402,19 @@ def main() -> None:
             problem = replace(problem, budget=args.budget)
         saved = _saved_payload(name) if args.extend else {"problems": {name: {}}}
         results = saved["problems"].setdefault(name, {})
-        for k in args.concurrent:
-            label = f"concurrent={k}"
-            earlier = None
-            if args.extend:
-                if label not in results:
-                    raise SystemExit(f"--extend: {results_name(name)}.json has no {label} to extend")
-                earlier = saved_runs(results[label], methods, problem.budget)
-            results[label] = compare(problem, args.seeds, args.jobs, k, methods, earlier)
-            if earlier:
-                results[label]["extended"] = (f"seeds 0-{min(len(r) for r in earlier.values()) - 1} from the saved "
-                                              f"result, the rest run {time.strftime('%Y-%m-%dT%H:%M:%S%z')}")
-        extra = {"extended_file_was_written": saved["when"]} if args.extend else {}
+        labels = {k: f"concurrent={k}" for k in args.concurrent}
+        missing = [label for label in labels.values() if args.extend and label not in results]
+        if missing:
+            raise SystemExit(f"--extend: {results_name(name)}.json has no {', '.join(missing)} to extend")
+        # every saved result checked before anything runs
+        earlier = {k: saved_runs(results[label], methods, problem.budget) if args.extend else None
+                   for k, label in labels.items()}
+        for k, label in labels.items():
+            results[label] = compare(problem, args.seeds, args.jobs, k, methods, earlier[k])
+            if earlier[k]:
+                results[label]["extended"] = (f"seeds 0-{min(len(r) for r in earlier[k].values()) - 1} from the "
+                                              f"saved result, the rest run {time.strftime('%Y-%m-%dT%H:%M:%S%z')}")
+        extra = {"extends_the_result_written": saved["when"]} if args.extend else {}
         path = write_results(results_name(name), {"targets": {"x_random": 0.5, "x_tpe": 0.75}, **extra,
                                                   "problems": {name: results}})
         print(f"wrote {path}")
