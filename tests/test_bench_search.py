@@ -85,3 +85,32 @@ def test_extending_saved_runs_runs_only_the_new_seeds_and_equals_running_them_al
         saved_runs(two, methods, 1e19)
     with pytest.raises(SystemExit, match="no runs of cost_aware"):
         saved_runs(two, ("random", "cost_aware"), problem.budget)
+
+
+def test_extend_refuses_a_missing_file_or_concurrency_before_running_anything(tmp_path, monkeypatch):
+    import json
+    import sys
+
+    import bench.common
+    import bench.search
+
+    monkeypatch.setattr(bench.search, "RESULTS", tmp_path)
+    monkeypatch.setattr(bench.common, "RESULTS", tmp_path)
+    ran: list[int] = []
+    monkeypatch.setattr(bench.search, "compare", lambda *args, **kwargs: ran.append(1) or {})
+
+    def main(*argv: str) -> None:
+        monkeypatch.setattr(sys, "argv", ["search.py", "--problem", "synthetic", *argv])
+        bench.search.main()
+
+    with pytest.raises(SystemExit, match="does not exist; run without --extend first"):
+        main("--extend", "--seeds", "3")
+    problem = replace(PROBLEMS["synthetic"], budget=3e18)
+    saved = compare(problem, 2, jobs=1, methods=("random", "tpe"))
+    (tmp_path / "search.json").write_text(json.dumps(
+        {"when": "then", "problems": {"synthetic": {"concurrent=1": saved}}}, default=str))
+    with pytest.raises(SystemExit, match="has no concurrent=3 to extend"):
+        main("--extend", "--seeds", "3", "--concurrent", "1", "3")
+    with pytest.raises(SystemExit, match="budget"):  # the saved runs were made at another budget
+        main("--extend", "--seeds", "3", "--concurrent", "1", "--methods", "random", "tpe")
+    assert ran == []  # every check came before any run
