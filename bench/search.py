@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import json
 import math
 import sys
 import time
@@ -350,12 +351,10 @@ def compare(problem: Problem, seeds: int, jobs: int, concurrent: int = 1,
             "rows": rows}
 
 
-def rescore(path: Path) -> None:
-    """Recompute the cost ratios of a saved result from its per-seed costs (as `compare` would), print them
-    and write them back into the file's rows."""
-    import json
-
-    payload = json.loads(path.read_text())
+def rescore(problem: str) -> None:
+    """Recompute the cost ratios of a problem's saved result from its per-seed costs (as `compare` would),
+    print them and write them back into the file's rows."""
+    path, payload = _saved_payload(problem, "--rescore")
     for problem_name, by_concurrency in payload["problems"].items():
         for label, result in by_concurrency.items():
             ratio_rng = np.random.default_rng(1)
@@ -391,16 +390,17 @@ def main() -> None:
                         help="take the saved runs (bench/results) as the first seeds, run only the seeds after "
                              "them up to --seeds, and update those entries of the saved file")
     args = parser.parse_args()
-    if args.rescore:
-        rescore(RESULTS / f"{results_name(args.problem)}.json")
-        return
     names = list(PROBLEMS) if args.problem == "both" else [args.problem]
+    if args.rescore:
+        for name in names:
+            rescore(name)
+        return
     methods = tuple(m for m in METHODS if m in {"random", "tpe", *args.methods})
     for name in names:
         problem = PROBLEMS[name]
         if args.budget:
             problem = replace(problem, budget=args.budget)
-        saved = _saved_payload(name) if args.extend else {"problems": {name: {}}}
+        saved = _saved_payload(name, "--extend")[1] if args.extend else {"problems": {name: {}}}
         results = saved["problems"].setdefault(name, {})
         labels = {k: f"concurrent={k}" for k in args.concurrent}
         missing = [label for label in labels.values() if args.extend and label not in results]
@@ -420,13 +420,12 @@ def main() -> None:
         print(f"wrote {path}")
 
 
-def _saved_payload(problem: str) -> dict:
-    import json
-
+def _saved_payload(problem: str, flag: str) -> tuple[Path, dict]:
+    """The path and contents of a problem's saved results, for `flag` (--rescore, --extend) to work on."""
     path = RESULTS / f"{results_name(problem)}.json"
     if not path.exists():
-        raise SystemExit(f"--extend: {path} does not exist; run without --extend first")
-    return json.loads(path.read_text())
+        raise SystemExit(f"{flag}: {path} does not exist; run without {flag} first")
+    return path, json.loads(path.read_text())
 
 
 if __name__ == "__main__":

@@ -3,12 +3,16 @@ never reached the reference hypervolume counts against its method, never for it.
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
+import bench.common
+import bench.search
 from bench.search import (
     PROBLEMS,
     compare,
@@ -88,12 +92,6 @@ def test_extending_saved_runs_runs_only_the_new_seeds_and_equals_running_them_al
 
 
 def test_extend_refuses_a_missing_file_or_concurrency_before_running_anything(tmp_path, monkeypatch):
-    import json
-    import sys
-
-    import bench.common
-    import bench.search
-
     monkeypatch.setattr(bench.search, "RESULTS", tmp_path)
     monkeypatch.setattr(bench.common, "RESULTS", tmp_path)
     ran: list[int] = []
@@ -105,6 +103,8 @@ def test_extend_refuses_a_missing_file_or_concurrency_before_running_anything(tm
 
     with pytest.raises(SystemExit, match="does not exist; run without --extend first"):
         main("--extend", "--seeds", "3")
+    with pytest.raises(SystemExit, match="does not exist; run without --rescore first"):
+        main("--rescore")
     problem = replace(PROBLEMS["synthetic"], budget=3e18)
     saved = compare(problem, 2, jobs=1, methods=("random", "tpe"))
     (tmp_path / "search.json").write_text(json.dumps(
