@@ -10,7 +10,12 @@ import pytest
 
 from sweeper.errors import UserError
 from sweeper.maths.pareto import hypervolume
-from sweeper.search.cost_aware import CostAwareSearch, Dimension, log_expected_improvement
+from sweeper.search.cost_aware import (
+    CostAwareSearch,
+    Dimension,
+    log_expected_hypervolume_improvement,
+    log_expected_improvement,
+)
 
 # Chinchilla's fitted law (Hoffmann et al. 2022) plus a learning-rate penalty whose optimum moves with N.
 E, A, B, ALPHA, BETA = 1.69, 406.4, 410.7, 0.34, 0.28
@@ -104,6 +109,30 @@ def test_log_expected_improvement_matches_the_closed_form_and_stays_finite_in_th
     assert np.all(np.isfinite(far)) and far[0] > far[1] > far[2]
 
 
+def test_log_expected_hypervolume_improvement_is_the_mean_gain_in_hypervolume():
+    # a front in (log-cost, goodness) and its staircase's bounds; hypervolume() works in (cost, loss)
+    front_lc, front_good, ref = np.array([1.0, 2.0, 3.5]), np.array([0.0, 0.5, 1.2]), (5.0, -1.0)
+
+    def gain(lc: float, good: float) -> float:
+        def area(lcs, goods):
+            return hypervolume(np.asarray(lcs), -np.asarray(goods), (ref[0], -ref[1]), log_cost=False)
+        return area(np.r_[front_lc, lc], np.r_[front_good, good]) - area(front_lc, front_good)
+
+    # cheaper than the front, between its points, beyond its dearest, above the reference cost
+    mu, lc = np.array([0.3, 1.0, 2.0, 0.0]), np.array([0.5, 2.5, 4.0, 6.0])
+    certain = np.exp(log_expected_hypervolume_improvement(mu, np.full(4, 1e-9), lc, front_lc, front_good, ref))
+    assert np.allclose(certain, [gain(c, m) for c, m in zip(lc, mu, strict=True)], atol=1e-6)
+    assert certain[3] == 0.0
+    # with uncertain goodness: the mean gain over draws (a fixed sample, so the tolerance is fixed too)
+    sigma = np.array([0.5, 0.2, 0.3, 0.4])
+    expected = np.exp(log_expected_hypervolume_improvement(mu, sigma, lc, front_lc, front_good, ref))
+    draws = np.random.default_rng(0).normal(size=4000)
+    sampled = [np.mean([gain(c, m + s * z) for z in draws]) for c, m, s in zip(lc, mu, sigma, strict=True)]
+    assert np.allclose(expected, sampled, rtol=0.03, atol=1e-9), (expected, sampled)
+    # extending the front to cheaper costs is worth the whole stretch it covers
+    assert certain[0] > gain(3.6, 1.5)
+
+
 # ---- search quality -----------------------------------------------------------------------------------------
 
 
@@ -189,10 +218,11 @@ def run_with_instability(search: CostAwareSearch, n_trials: int) -> list[bool]:
 def test_a_region_that_always_fails_is_learned_and_avoided():
     # Failed trials carry no metric, so without a failure model the search keeps proposing the best
     # learning rate's unstable side; with it, the classifier steers the search off that side.
-    learned = run_with_instability(fast_search(seed=2), 22)
-    blind = run_with_instability(fast_search(seed=2, failure_model=False), 22)
-    assert sum(learned[-12:]) <= 1, learned
-    assert sum(blind[-12:]) >= sum(learned[-12:]) + 4, (learned, blind)
+    # (two seeds whose searches reach the unstable side; the last 20 of 30 trials each)
+    learned = [f for seed in (1, 2) for f in run_with_instability(fast_search(seed=seed), 30)[-20:]]
+    blind = [f for seed in (1, 2) for f in run_with_instability(fast_search(seed=seed, failure_model=False), 30)[-20:]]
+    assert sum(learned) <= 5, learned
+    assert sum(blind) >= sum(learned) + 10, (learned, blind)
 
 
 # ---- observations -------------------------------------------------------------------------------------------
@@ -314,6 +344,7 @@ def test_running_trials_move_the_front_a_concurrent_suggestion_works_from_only_w
     ({"rerun_fraction": 1.5}, "rerun_fraction"),
     ({"max_repeats": 0}, "max_repeats"),
     ({"front_by": "vibes"}, "front_by"),
+    ({"acquisition": "ucb"}, "acquisition"),
 ])
 def test_bad_noise_options_are_user_errors(options, fragment):
     with pytest.raises(UserError, match=fragment):

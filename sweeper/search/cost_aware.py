@@ -10,19 +10,26 @@ processes. The whole algorithm is in this file:
 3. Afterwards candidates are drawn around the points of the current Pareto front of (cost, metric)
    and scored by
 
-       acquisition = EI(metric over the front at the candidate's predicted cost)
+       acquisition = expected gain of the candidate at its predicted cost
                      x search density (closeness to the front, as the candidates were drawn)
                      x P(success)
                      (and dropped when the predicted cost exceeds `max_cost`)
 
    where the metric and log-cost are each modelled by a Gaussian process (Matern 5/2 with one length
    scale per dimension, plus a linear kernel so that log-cost, often linear in log-parameters, extrapolates),
-   the front is modelled in 1-D as a monotone piecewise-linear curve of metric against log-cost, and
-   P(success) comes from a Gaussian-process classifier fitted on failed against successful trials.
-   CARBS always raises the front to its value at a random cost along it, which pushes the search toward
-   the expensive end; here that happens on a fraction `raise_front` of suggestions (0.25 by default), and
-   the front is continued beyond its ends with its overall slope rather than flat, so that the search
-   also extends the front toward cheaper configurations (measured better at equal total cost).
+   and P(success) comes from a Gaussian-process classifier fitted on failed against successful trials.
+   The gain is, by default, the expected hypervolume improvement in the (log cost, metric) plane per unit
+   of predicted cost: how much the area the front dominates grows (a point cheaper than the front counts
+   for the whole stretch of cost it newly covers), for what the trial costs, since the search spends a
+   budget. CARBS' own gain (`acquisition="front_ei"`) is the expected improvement over the
+   front at the candidate's predicted cost alone, the front modelled in 1-D as a monotone piecewise-linear
+   curve of metric against log-cost (continued beyond its ends with its overall slope rather than flat);
+   it values a cheaper point only by how far it beats that extrapolation at its one cost, and with CARBS'
+   pooling of the cheapest trials into one front point (`min_front_cost_quantile=0.2`) a search could
+   stall above the cheap end (measured on real training: README, "Cost-aware search"). CARBS always
+   raises the front to its value at a random cost along it, which pushes the search toward the expensive
+   end; here that happens on a fraction `raise_front` of suggestions (0.25 by default): gains below that
+   value do not count.
 4. Trials still running ("pending") enter the metric model with Thompson samples of their outcome, so
    concurrent suggestions spread out instead of repeating each other.
 
@@ -150,6 +157,39 @@ def log_expected_improvement(mu: np.ndarray, sigma: np.ndarray, best: np.ndarray
     far = z <= -40.0
     log_h[far] = -0.5 * z[far] ** 2 - 0.5 * math.log(2 * math.pi) - 2 * np.log(-z[far])
     return log_h + np.log(sigma)
+
+
+def log_expected_hypervolume_improvement(
+    mu: np.ndarray,
+    sigma: np.ndarray,
+    log_cost: np.ndarray,
+    front_log_cost: np.ndarray,
+    front_goodness: np.ndarray,
+    reference: tuple[float, float],
+) -> np.ndarray:
+    """log E[hypervolume improvement] of candidates in the (log-cost, goodness) plane, larger goodness better.
+
+    Each candidate's cost is taken as known (`log_cost`, the cost model's mean) and its goodness as
+    N(mu, sigma^2). The front (`front_log_cost` increasing, `front_goodness` non-decreasing) dominates a
+    staircase bounded by `reference` = (largest log-cost, smallest goodness counted). A candidate at log-cost
+    c adds, over every stretch [a, b] of the staircase at or above c (below the front's cheapest point the
+    level is the reference goodness), (b - max(a, c)) x (its goodness above that stretch's level), so the
+    expectation is a length-weighted sum of expected improvements. Extending the front to cheaper costs
+    counts for the whole stretch it newly covers, which EI at a single cost does not see.
+    """
+    ref_lc, ref_good = float(reference[0]), float(reference[1])
+    starts = np.concatenate(([-np.inf], front_log_cost))
+    ends = np.concatenate((front_log_cost, [ref_lc]))
+    levels = np.maximum(np.concatenate(([ref_good], front_goodness)), ref_good)
+    length = np.minimum(ends[None, :], ref_lc) - np.maximum(starts[None, :], log_cost[:, None])
+    n, k = length.shape
+    log_ei = log_expected_improvement(np.repeat(mu, k), np.repeat(sigma, k), np.tile(levels, n)).reshape(n, k)
+    with np.errstate(divide="ignore"):
+        terms = np.where(length > 0, log_ei + np.log(np.maximum(length, 1e-300)), -np.inf)
+    top = terms.max(axis=1)
+    safe = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):
+        return safe + np.log(np.exp(terms - safe[:, None]).sum(axis=1))
 
 
 def _regression_kernel(dim: int) -> Kernel:
@@ -284,7 +324,8 @@ class CostAwareSearch:
         max_points: the GPs are fitted on at most this many observations (front points always kept, then
             the best and a random share of the rest), which keeps each suggestion well under a second.
         min_front_cost_quantile: observations cheaper than this quantile of cost are pooled into a single
-            front point (CARBS' 0.2), so the search does not crawl along the cheapest corner.
+            front point (CARBS uses 0.2, so that its search does not crawl along the cheapest corner; the
+            hypervolume gain already values that corner only by the area it adds, so the default is 0).
         raise_front: probability, per suggestion, of raising the front to its value at a random cost along
             it (CARBS does it always), which favours larger scale over extending the cheap end.
         extrapolate_front: continue the front beyond its ends with its overall slope (else flat, as CARBS).
@@ -296,6 +337,11 @@ class CostAwareSearch:
             cost), so that concurrent suggestions do not all chase the same stretch of it.
         front_by: judge which points are on the front by the metric model's mean at each point ("model",
             which averages the observation noise the model fitted) or by the observed metric ("observed").
+        acquisition: what a candidate is expected to gain: "hypervolume", the expected growth of the area
+            the front dominates in the (log cost, metric) plane (see `log_expected_hypervolume_improvement`)
+            divided by its predicted cost, or "front_ei", the expected improvement over the front at its
+            predicted cost (CARBS; use it with `min_front_cost_quantile=0.2` for CARBS' behaviour, sweeper's
+            default before 2026-12-05).
         rerun_key: the config key that seeds a run (e.g. "seed"). When given, a front point whose lead over
             the cheaper points is within two noise standard deviations (the metric model's fitted noise,
             divided by the square root of its runs) is run again with the next seed, `rerun_base` + 1, + 2,
@@ -314,13 +360,14 @@ class CostAwareSearch:
         n_candidates: int | None = None,
         max_cost: float | None = None,
         max_points: int = 256,
-        min_front_cost_quantile: float = 0.2,
+        min_front_cost_quantile: float = 0.0,
         raise_front: float = 0.25,
         extrapolate_front: bool = True,
         pending: Literal["thompson", "front", "ignore"] = "thompson",
         failure_model: bool = True,
         pending_front: bool = True,
         front_by: Literal["model", "observed"] = "observed",
+        acquisition: Literal["hypervolume", "front_ei"] = "hypervolume",
         rerun_key: str | None = None,
         rerun_base: int = 0,
         rerun_fraction: float = 0.2,
@@ -367,6 +414,9 @@ class CostAwareSearch:
         if max_repeats < 1:
             raise UserError(f"search: max_repeats: expected at least 1, got {max_repeats}")
         self.front_by = front_by
+        if acquisition not in ("hypervolume", "front_ei"):
+            raise UserError(f"search: acquisition: expected 'hypervolume' or 'front_ei', got {acquisition!r}")
+        self.acquisition = acquisition
         self.rerun_key, self.rerun_base = rerun_key, int(rerun_base)
         self.rerun_fraction, self.max_repeats = rerun_fraction, int(max_repeats)
         self.n_reruns = 0
@@ -581,8 +631,16 @@ class CostAwareSearch:
         log_density = self._log_density(cands, origins)
         mu, sd = metric_gp.predict(cands - 0.5, return_std=True)
         pred_lc = cost_gp.predict(cands - 0.5) * lc_std + lc_mean
-        best = np.maximum(front_model(pred_lc), floor)
-        score = log_expected_improvement(mu, sd, best) + log_density
+        if self.acquisition == "hypervolume":
+            # expected hypervolume gained per unit of cost spent (the trial's predicted cost): the search has a
+            # budget, and a cheap trial that adds a little can be worth more than a dear one that adds more
+            gain = log_expected_hypervolume_improvement(
+                mu, sd, pred_lc, front_model.lc, front_model.good,
+                self._reference(metric_gp, cost_gp, (lc_mean, lc_std), np.log(cost_done), good_done, pred_lc, floor),
+            ) - pred_lc
+        else:
+            gain = log_expected_improvement(mu, sd, np.maximum(front_model(pred_lc), floor))
+        score = gain + log_density
         p_ok = self._success_probability(cands)
         score += np.log(np.maximum(p_ok, 1e-12))
         if self.max_cost is not None:
@@ -602,6 +660,21 @@ class CostAwareSearch:
             "noise_sd": noise_sd,
         }
         return cands[i], None
+
+    def _reference(self, metric_gp: GaussianProcessRegressor, cost_gp: GaussianProcessRegressor,
+                   lc_scale: tuple[float, float], lc_seen: np.ndarray, good_seen: np.ndarray, lc_cands: np.ndarray,
+                   floor: float) -> tuple[float, float]:
+        """The corner (log-cost, goodness) that bounds the hypervolume a suggestion would add: the dearest and
+        the worst the models predict anywhere in the space (over a uniform sample of it) or that was seen,
+        each 10% of its observed range beyond (as BoTorch infers a reference point); the goodness no lower
+        than `floor` (a raised front). Both must reach past what was seen: with the worst observed goodness
+        as the floor, a point cheaper than every trial so far, and so worse than all of them, would add
+        nothing, and with the dearest observed cost, a dearer one a sliver."""
+        space = self._rng.uniform(size=(256, len(self.dimensions))) - 0.5
+        lc_space = cost_gp.predict(space) * lc_scale[1] + lc_scale[0]
+        ref_lc = max(lc_seen.max(), lc_cands.max(), lc_space.max()) + 0.1 * max(np.ptp(lc_seen), 1e-3)
+        ref_good = min(good_seen.min(), metric_gp.predict(space).min()) - 0.1 * max(np.ptp(good_seen), 1e-3)
+        return float(ref_lc), max(float(ref_good), floor)
 
     def _record_front(self, scale: _MetricScale, log_cost: np.ndarray, goodness: np.ndarray,
                       pending: np.ndarray) -> None:
