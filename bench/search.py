@@ -28,6 +28,7 @@ worker this is the plain ask-evaluate-tell loop.
     python bench/search.py [--problem synthetic|tinylm|both] [--seeds 5] [--jobs 2] [--concurrent 1 2 4]
     python bench/search.py --problem tinylm --rescore     # the ratios again from the saved per-seed costs
     python bench/search.py --problem tinylm --concurrent 2 --seeds 20 --extend   # seeds after the saved ones
+    python bench/search.py --problem tinylm --concurrent 4 --seeds 20 --extend --rerun cost_aware   # one afresh
 """
 
 from __future__ import annotations
@@ -180,6 +181,9 @@ METHODS = {
     "tpe": partial(run_optuna, multi=False),
     "motpe": partial(run_optuna, multi=True),  # multi-objective TPE on (metric, log cost)
     "cost_aware": run_cost_aware,
+    # the default before 2026-12-05: CARBS' expected improvement over the front at one cost, with the cheapest
+    # fifth of the trials pooled into one front point
+    "cost_aware_front_ei": partial(run_cost_aware, acquisition="front_ei", min_front_cost_quantile=0.2),
     # noisy metrics: the front judged by the model's mean, and front points within the noise run again with
     # the next seed (the synthetic law has no seed, so there a re-run repeats the same value)
     "cost_aware_noise": partial(run_cost_aware, front_by="model", rerun_key="seed"),
@@ -389,13 +393,19 @@ def main() -> None:
     parser.add_argument("--extend", action="store_true",
                         help="take the saved runs (bench/results) as the first seeds, run only the seeds after "
                              "them up to --seeds, and update those entries of the saved file")
+    parser.add_argument("--rerun", nargs="+", choices=list(METHODS), default=[], metavar="METHOD",
+                        help="with --extend: run these methods afresh on every seed (e.g. after changing one) and "
+                             "keep the saved runs of the others")
     args = parser.parse_args()
     names = list(PROBLEMS) if args.problem == "both" else [args.problem]
     if args.rescore:
         for name in names:
             rescore(name)
         return
-    methods = tuple(m for m in METHODS if m in {"random", "tpe", *args.methods})
+    if args.rerun and not args.extend:
+        raise SystemExit("--rerun: only with --extend (it keeps the saved runs of the other methods)")
+    methods = tuple(m for m in METHODS if m in {"random", "tpe", *args.methods, *args.rerun})
+    kept = tuple(m for m in methods if m not in args.rerun)
     for name in names:
         problem = PROBLEMS[name]
         if args.budget:
@@ -407,13 +417,16 @@ def main() -> None:
         if missing:
             raise SystemExit(f"--extend: {results_name(name)}.json has no {', '.join(missing)} to extend")
         # every saved result checked before anything runs
-        earlier = {k: saved_runs(results[label], methods, problem.budget) if args.extend else None
+        earlier = {k: saved_runs(results[label], kept, problem.budget) if args.extend else None
                    for k, label in labels.items()}
         for k, label in labels.items():
             results[label] = compare(problem, args.seeds, args.jobs, k, methods, earlier[k])
+            when = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             if earlier[k]:
                 results[label]["extended"] = (f"seeds 0-{min(len(r) for r in earlier[k].values()) - 1} from the "
-                                              f"saved result, the rest run {time.strftime('%Y-%m-%dT%H:%M:%S%z')}")
+                                              f"saved result, the rest run {when}")
+            if args.rerun:
+                results[label]["rerun"] = f"{', '.join(args.rerun)}: every seed run afresh {when}"
         extra = {"extends_the_result_written": saved["when"]} if args.extend else {}
         path = write_results(results_name(name), {"targets": {"x_random": 0.5, "x_tpe": 0.75}, **extra,
                                                   "problems": {name: results}})

@@ -114,3 +114,29 @@ def test_extend_refuses_a_missing_file_or_concurrency_before_running_anything(tm
     with pytest.raises(SystemExit, match="budget"):  # the saved runs were made at another budget
         main("--extend", "--seeds", "3", "--concurrent", "1", "--methods", "random", "tpe")
     assert ran == []  # every check came before any run
+
+
+def test_rerun_runs_a_method_afresh_on_every_seed_and_keeps_the_saved_runs_of_the_others(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench.search, "RESULTS", tmp_path)
+    monkeypatch.setattr(bench.common, "RESULTS", tmp_path)
+    problem = replace(PROBLEMS["synthetic"], budget=3e18)
+    saved = compare(problem, 2, jobs=1, methods=("random", "tpe"))
+    fresh_tpe = saved["trials_by_seed"]["tpe"]
+    doctored = json.loads(json.dumps(saved, default=str))
+    for method in ("random", "tpe"):  # marks that a rerun would not keep
+        doctored["trials_by_seed"][method][0]["metric"] = [m + 1.0 for m in fresh_tpe[0]["metric"]]
+    (tmp_path / "search.json").write_text(json.dumps(
+        {"when": "then", "problems": {"synthetic": {"concurrent=1": doctored}}}, default=str))
+
+    def main(*argv: str) -> None:
+        monkeypatch.setattr(sys, "argv", ["search.py", "--problem", "synthetic", "--budget", "3e18", "--jobs", "1",
+                                          "--methods", "random", "tpe", *argv])
+        bench.search.main()
+
+    with pytest.raises(SystemExit, match="only with --extend"):
+        main("--seeds", "2", "--rerun", "tpe")
+    main("--extend", "--seeds", "2", "--rerun", "tpe")
+    result = json.loads((tmp_path / "search.json").read_text())["problems"]["synthetic"]["concurrent=1"]
+    assert result["trials_by_seed"]["random"] == doctored["trials_by_seed"]["random"]  # kept as saved
+    assert result["trials_by_seed"]["tpe"] == fresh_tpe  # run again, so the mark is gone
+    assert result["rerun"].startswith("tpe: every seed run afresh")
