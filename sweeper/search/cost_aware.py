@@ -18,12 +18,13 @@ processes. The whole algorithm is in this file:
    where the metric and log-cost are each modelled by a Gaussian process (Matern 5/2 with one length
    scale per dimension, plus a linear kernel so that log-cost, often linear in log-parameters, extrapolates),
    and P(success) comes from a Gaussian-process classifier fitted on failed against successful trials.
-   The gain is, by default, the expected hypervolume improvement in the (log cost, metric) plane per unit
-   of predicted cost: how much the area the front dominates grows (a point cheaper than the front counts
-   for the whole stretch of cost it newly covers), for what the trial costs, since the search spends a
-   budget. CARBS' own gain (`acquisition="front_ei"`) is the expected improvement over the
-   front at the candidate's predicted cost alone, the front modelled in 1-D as a monotone piecewise-linear
-   curve of metric against log-cost (continued beyond its ends with its overall slope rather than flat);
+   The gain is, by default, the expected hypervolume improvement in the plane of log-cost and the modelled
+   metric (its transformed, standardised scale) per unit of predicted cost: how much the area the front
+   dominates grows (a point cheaper than the front counts for the whole stretch of cost it newly covers),
+   for what the trial costs, since the search spends a budget. CARBS' own gain (`acquisition="front_ei"`)
+   is the expected improvement over the front at the candidate's predicted cost alone, the front modelled
+   in 1-D as a monotone piecewise-linear curve of metric against log-cost (continued beyond its ends with
+   its overall slope rather than flat);
    it values a cheaper point only by how far it beats that extrapolation at its one cost, and with CARBS'
    pooling of the cheapest trials into one front point (`min_front_cost_quantile=0.2`) a search could
    stall above the cheap end (measured on real training: README, "Cost-aware search"). CARBS always
@@ -338,10 +339,10 @@ class CostAwareSearch:
         front_by: judge which points are on the front by the metric model's mean at each point ("model",
             which averages the observation noise the model fitted) or by the observed metric ("observed").
         acquisition: what a candidate is expected to gain: "hypervolume", the expected growth of the area
-            the front dominates in the (log cost, metric) plane (see `log_expected_hypervolume_improvement`)
-            divided by its predicted cost, or "front_ei", the expected improvement over the front at its
-            predicted cost (CARBS; use it with `min_front_cost_quantile=0.2` for CARBS' behaviour, sweeper's
-            default before 2026-12-05).
+            the front dominates in the plane of log-cost and the modelled metric (see
+            `log_expected_hypervolume_improvement`) divided by its predicted cost, or "front_ei", the
+            expected improvement over the front at its predicted cost (CARBS; use it with
+            `min_front_cost_quantile=0.2` for CARBS' behaviour, sweeper's default before 2026-12-05).
         rerun_key: the config key that seeds a run (e.g. "seed"). When given, a front point whose lead over
             the cheaper points is within two noise standard deviations (the metric model's fitted noise,
             divided by the square root of its runs) is run again with the next seed, `rerun_base` + 1, + 2,
@@ -666,10 +667,12 @@ class CostAwareSearch:
                    floor: float) -> tuple[float, float]:
         """The corner (log-cost, goodness) that bounds the hypervolume a suggestion would add: the dearest and
         the worst the models predict anywhere in the space (over a uniform sample of it) or that was seen,
-        each 10% of its observed range beyond (as BoTorch infers a reference point); the goodness no lower
-        than `floor` (a raised front). Both must reach past what was seen: with the worst observed goodness
-        as the floor, a point cheaper than every trial so far, and so worse than all of them, would add
-        nothing, and with the dearest observed cost, a dearer one a sliver."""
+        each 10% of its observed range beyond (the margin BoTorch's `infer_reference_point` adds to the
+        observed nadir; here the bounds also cover the models' predictions over the space and, for cost,
+        the candidates' predicted costs); the goodness no lower than `floor` (a raised front). Both must
+        reach past what was seen: with the worst observed goodness as the floor, a point cheaper than every
+        trial so far, and so worse than all of them, would add nothing, and with the dearest observed cost,
+        a dearer one a sliver."""
         space = self._rng.uniform(size=(256, len(self.dimensions))) - 0.5
         lc_space = cost_gp.predict(space) * lc_scale[1] + lc_scale[0]
         ref_lc = max(lc_seen.max(), lc_cands.max(), lc_space.max()) + 0.1 * max(np.ptp(lc_seen), 1e-3)
