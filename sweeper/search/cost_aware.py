@@ -51,7 +51,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy.special import erfcx, ndtr
+from scipy.special import erfcx, logsumexp, ndtr
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessClassifier, GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, DotProduct, Kernel, Matern, WhiteKernel
@@ -185,12 +185,8 @@ def log_expected_hypervolume_improvement(
     length = np.minimum(ends[None, :], ref_lc) - np.maximum(starts[None, :], log_cost[:, None])
     n, k = length.shape
     log_ei = log_expected_improvement(np.repeat(mu, k), np.repeat(sigma, k), np.tile(levels, n)).reshape(n, k)
-    with np.errstate(divide="ignore"):
-        terms = np.where(length > 0, log_ei + np.log(np.maximum(length, 1e-300)), -np.inf)
-    top = terms.max(axis=1)
-    safe = np.where(np.isfinite(top), top, 0.0)
-    with np.errstate(divide="ignore"):
-        return safe + np.log(np.exp(terms - safe[:, None]).sum(axis=1))
+    with np.errstate(divide="ignore", invalid="ignore"):  # a candidate that covers no stretch gains log 0
+        return logsumexp(log_ei, b=np.maximum(length, 0.0), axis=1)
 
 
 def _regression_kernel(dim: int) -> Kernel:
