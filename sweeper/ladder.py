@@ -78,7 +78,8 @@ def _loss_key(study: Study) -> str:
 
 
 def fit_ladder(study: Study, results: Path) -> Any:
-    """The study's law fitted to the sweep's finished runs (final losses)."""
+    """The study's law fitted to the sweep's finished runs (final losses): one law to the loss, or with
+    ``laws.components`` one law to each component, their weighted sum predicting the loss."""
     from sweeper.law_inputs import law_points
     from sweeper.laws.power import fit_law
     from sweeper.results import StudyResults
@@ -86,9 +87,42 @@ def fit_ladder(study: Study, results: Path) -> Any:
     spec = study.laws
     folder = StudyResults(results)
     loss = _loss_key(study)
-    data = law_points(folder, loss, n=_n_column(study, folder.columns()), d="tokens", c="flops", phase="search")
-    return fit_law(data, spec.law, "flops" if spec.law == "power" else None, bootstrap=spec.bootstrap,
-                   level=spec.level, seed=study.seed)
+    n_column = _n_column(study, folder.columns())
+
+    def points(column: str) -> Any:
+        return law_points(folder, column, n=n_column, d="tokens", c="flops", phase="search")
+
+    data = points(loss)
+    if not spec.components:
+        return fit_law(data, spec.law, "flops" if spec.law == "power" else None, bootstrap=spec.bootstrap,
+                       level=spec.level, seed=study.seed)
+    from sweeper.laws.components import fit_components
+
+    columns = {name: result_key(name) for name in spec.components}
+    missing = [name for name, column in columns.items() if column not in folder.columns()]
+    if missing:
+        raise UserError(f"laws.components: {', '.join(missing)}: no such metric (the workload reports "
+                        f"{', '.join(c for c in folder.columns() if c.startswith('m.')) or 'no metric'})")
+    parts = {name: points(column) for name, column in columns.items()}
+    _check_weighted_sum(spec.components, parts, data, loss)
+    return fit_components(parts, spec.components, data, spec.law, bootstrap=spec.bootstrap, level=spec.level,
+                          seed=study.seed)
+
+
+def _check_weighted_sum(weights: dict[str, float], parts: dict[str, Any], data: Any, loss: str,
+                        rtol: float = 1e-3) -> None:
+    """The components, weighted, must make the loss the ladder is judged by (else the sum predicts
+    something else)."""
+    from sweeper.laws.components import check_components
+
+    check_components(parts, data)
+    summed = sum(w * parts[name].loss for name, w in weights.items())
+    gap = np.abs(summed / data.loss - 1)
+    if gap.max() > rtol:
+        worst = int(np.argmax(gap))
+        raise UserError(f"laws.components: the weighted sum of the components is {summed[worst]:.6g} on run "
+                        f"{data.run[worst]}, where {loss} is {data.loss[worst]:.6g} ({gap[worst]:.2%} apart); "
+                        f"expected weights that make {loss} of the components (within {rtol:.1%})")
 
 
 def predict_runs(study: Study, fit: Any) -> list[dict[str, Any]]:
@@ -116,7 +150,11 @@ def run_ladder(study: Study, results: Path, out: TextIO,
     fit.save(folder / "fit.json")
     summary: dict[str, Any] = {"law": fit.law, "form": fit.form, "params": fit.params,
                                "auto": fit.info.get("auto"), "level": fit.level}
+    if fit.law == "components":
+        summary.update(components=fit.info["components"], backtest=fit.backtest, weights=fit.weights)
     print(f"law fitted to the ladder ({fit.n_points} runs): {fit.law}, {fit.form}", file=out)
+    if fit.law == "components":
+        _print_components(out, fit)
     if spec.validate_ is None:
         (folder / "ladder.json").write_text(json.dumps(summary, indent=2, default=float))
         return summary
@@ -162,6 +200,17 @@ def _print(out: TextIO, table: pl.DataFrame, level: float) -> None:
             f"{'inside' if _inside(r['measured'], r['lower'], r['upper']) else 'outside'} the interval)")
         print(f"  {r['run']}: N {r['n_params']:.3g}, D {r['tokens']:.3g}, C {r['flops']:.3g}: predicted "
               f"{r['predicted']:.4f} [{r['lower']:.4f}, {r['upper']:.4f}], {measured}", file=out)
+
+
+def _print_components(out: TextIO, fit: Any) -> None:
+    chosen = ", ".join(f"{name} {law}" for name, law in fit.info["components"].items())
+    print(f"  one law per component: {chosen}", file=out)
+    bt = fit.backtest
+    if bt["sum"]["points"]:
+        alone = bt["alone"]["mean_abs_rel_error"]
+        print(f"  backtests (fit without the {', '.join(map(str, bt['holdouts']))} largest sizes, predict them): "
+              f"the components' sum {bt['sum']['mean_abs_rel_error']:.2%} mean error"
+              + (f", the loss fitted alone {alone:.2%}" if alone is not None else ""), file=out)
 
 
 def _inside(value: float, lower: float, upper: float, rtol: float = 1e-9) -> bool:

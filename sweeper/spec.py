@@ -205,7 +205,21 @@ class LawsSpec(_Strict):
     n: str = Field("n_params", description="column of the parameter count N: a metric or a cfg.* column")
     level: float = Field(0.9, gt=0, lt=1, description="interval level of the predictions")
     bootstrap: int = Field(200, ge=0)
+    components: dict[str, float] | None = Field(
+        None, description="metric -> weight: the loss is this weighted sum; fit a law to each, predict the sum")
     validate_: LawsValidateSpec | None = Field(None, alias="validate")
+
+    @field_validator("components")
+    @classmethod
+    def _components(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is None:
+            return v
+        if len(v) < 2:
+            raise ValueError("expected at least 2 component losses (metric: weight), or no components")
+        bad = [name for name, w in v.items() if not (math.isfinite(w) and w > 0)]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: expected a positive weight")
+        return v
 
 
 class DecideSpec(_Strict):

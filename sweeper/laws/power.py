@@ -418,27 +418,7 @@ class LawFit:
 
     def _with_misfit(self, value: np.ndarray, lo: np.ndarray, hi: np.ndarray, n: Any, d: Any,
                      c: Any) -> tuple[np.ndarray, np.ndarray]:
-        """The interval widened, in log space and in quadrature, by the misfit at this extrapolation."""
-        if not self.misfit:
-            return lo, hi
-        from statistics import NormalDist
-
-        n, d, c = (None if v is None else np.asarray(v, dtype=float) for v in (n, d, c))
-        k = self.flops_per_token_param
-        derived = {"n": (c / (k * d)) if c is not None and d is not None else None,
-                   "d": (c / (k * n)) if c is not None and n is not None else None,
-                   "c": (k * n * d) if n is not None and d is not None else None}
-        given = {"n": n, "d": d, "c": c}
-        by = self.misfit["by"]
-        where = given[by] if given[by] is not None else derived[by]
-        if where is None:
-            return lo, hi
-        distance = np.maximum(np.log(where / self.misfit["fitted_max"]), 0.0)
-        m = NormalDist().inv_cdf(0.5 + self.level / 2) * self.misfit["rate"] * distance
-        with np.errstate(invalid="ignore", divide="ignore"):
-            below, above = np.log(value / lo), np.log(hi / value)
-        below, above = np.nan_to_num(below), np.nan_to_num(above)
-        return value * np.exp(-np.hypot(below, m)), value * np.exp(np.hypot(above, m))
+        return widen_by_misfit(value, lo, hi, self.misfit, self.level, self.flops_per_token_param, n, d, c)
 
     def compute_optimal(self, c: Any) -> dict[str, Prediction]:
         """N*(C), D*(C), D*/N* and L*(C) minimising the law (chinchilla or overtrain) at C = k N D, with intervals."""
@@ -636,6 +616,33 @@ def _check_intervals(intervals: Any, names: Sequence[str], source: str) -> None:
         lo, hi = (np.nan if v is None else float(v) for v in pair)
         if lo > hi:
             raise UserError(f"{source}: intervals.{name}: lower {lo:g} > upper {hi:g}")
+
+
+def widen_by_misfit(value: np.ndarray, lo: np.ndarray, hi: np.ndarray, misfit: dict[str, Any] | None,
+                    level: float, k: float, n: Any = None, d: Any = None,
+                    c: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """An interval ``[lo, hi]`` about ``value`` widened, in log space and in quadrature, by a backtest misfit
+    (``rate`` per unit of log extrapolation in ``by`` beyond ``fitted_max``; see `LawFit.misfit`) at this
+    extrapolation; unchanged without a misfit or inside the fitted range."""
+    if not misfit:
+        return lo, hi
+    from statistics import NormalDist
+
+    n, d, c = (None if v is None else np.asarray(v, dtype=float) for v in (n, d, c))
+    derived = {"n": (c / (k * d)) if c is not None and d is not None else None,
+               "d": (c / (k * n)) if c is not None and n is not None else None,
+               "c": (k * n * d) if n is not None and d is not None else None}
+    given = {"n": n, "d": d, "c": c}
+    by = misfit["by"]
+    where = given[by] if given[by] is not None else derived[by]
+    if where is None:
+        return lo, hi
+    distance = np.maximum(np.log(where / misfit["fitted_max"]), 0.0)
+    m = NormalDist().inv_cdf(0.5 + level / 2) * misfit["rate"] * distance
+    with np.errstate(invalid="ignore", divide="ignore"):
+        below, above = np.log(value / lo), np.log(hi / value)
+    below, above = np.nan_to_num(below), np.nan_to_num(above)
+    return value * np.exp(-np.hypot(below, m)), value * np.exp(np.hypot(above, m))
 
 
 def flags_of(var: str) -> str:
