@@ -12,7 +12,9 @@
    fit the rows marked Training = 1 of each curve, predict the rest) and on the data-constrained training
    curves of Muennighoff et al. 2023 (../shared/data/colpret/datablations_losses.csv: fit each curve from 10%
    to 50% of its tokens, predict the rest), every form and ``auto``: the mean and worst relative error of the
-   held-out predictions and how often the 90% interval covers them.
+   held-out predictions and how often the 90% interval covers them. Beside it, each form fitted to all of
+   the Chinchilla table, the held-out sizes included: its error on those sizes is a floor that no
+   extrapolation with that form can be expected to beat.
 6. The command a user runs, end to end: ``sweeper fit law`` on the Chinchilla table with ``--law auto``
    (start-up, reading the table, the backtests, the 200-replicate bootstrap, the printout), wall time of
    ``--repeats`` runs against issue 14's 2 s.
@@ -38,7 +40,7 @@ import numpy as np  # noqa: E402
 from bench.common import print_table, write_results  # noqa: E402
 from sweeper.law_inputs import table_points  # noqa: E402
 from sweeper.laws.curves import Curve, fit_annealing, lr_areas, predict_final  # noqa: E402
-from sweeper.laws.data import LawData, drop_highest  # noqa: E402
+from sweeper.laws.data import LawData, drop_highest, split_largest  # noqa: E402
 from sweeper.laws.power import PowerSumProblem, backtest, fit_law  # noqa: E402
 from workloads.synthetic import TRUE_PARAMS, optimal_lr, train  # noqa: E402
 
@@ -336,6 +338,19 @@ def bench_forms_chinchilla(data: LawData, bootstrap: int = 100) -> list[dict]:
     return rows
 
 
+def bench_form_floor(data: LawData, count: int = 3) -> list[dict]:
+    """Each form fitted to every point, the held-out ones included: its error on those points is the least
+    any extrapolation with that form can expect there (a floor, not a prediction)."""
+    _, test = split_largest(data, "n", count)
+    rows = []
+    for law in ("chinchilla", "overtrain", "power"):
+        fit = fit_law(data, law, "flops" if law == "power" else None, bootstrap=0)
+        rel = np.abs(fit.predict(n=test.n, d=test.d, c=test.c) / test.loss - 1)
+        rows.append({"form": law, "points": int(rel.size), "mean_abs_rel_error": float(rel.mean()),
+                     "worst_abs_rel_error": float(rel.max())})
+    return rows
+
+
 CLI_TARGET_S = 2.0
 
 
@@ -481,6 +496,9 @@ def main() -> None:
     payload["extrapolation_by_form"] = forms
     if forms:
         print_table(forms, "extrapolation by law form: held-out points, relative error and 90% interval coverage")
+    if CHINCHILLA.is_file():
+        floor = payload["chinchilla_form_floor"] = bench_form_floor(chinchilla_table())
+        print_table(floor, "Chinchilla table: each form fitted to all 240 points, its error on the 3 largest sizes")
 
     if CHINCHILLA.is_file():
         cli = payload["cli_fit_auto"] = bench_cli_fit(args.repeats)

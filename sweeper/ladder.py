@@ -14,6 +14,7 @@ import itertools
 import json
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -103,7 +104,8 @@ def fit_ladder(study: Study, results: Path) -> Any:
     if missing:
         raise UserError(f"laws.components: {', '.join(missing)}: no such metric (the workload reports "
                         f"{', '.join(c for c in folder.columns() if c.startswith('m.')) or 'no metric'})")
-    parts = {name: points(column) for name, column in columns.items()}
+    # each component's source names its metric, so a warning about one of the fits says which
+    parts = {name: replace(points(column), source=f"{results} {name}") for name, column in columns.items()}
     _check_weighted_sum(spec.components, parts, data, loss)
     return fit_components(parts, spec.components, data, spec.law, bootstrap=spec.bootstrap, level=spec.level,
                           seed=study.seed)
@@ -211,6 +213,9 @@ def _print_components(out: TextIO, fit: Any) -> None:
         print(f"  backtests (fit without the {', '.join(map(str, bt['holdouts']))} largest sizes, predict them): "
               f"the components' sum {bt['sum']['mean_abs_rel_error']:.2%} mean error"
               + (f", the loss fitted alone {alone:.2%}" if alone is not None else ""), file=out)
+    else:
+        print("  no backtest: too few sizes to fit without the largest, so the interval is the bootstrap's alone",
+              file=out)
 
 
 def _inside(value: float, lower: float, upper: float, rtol: float = 1e-9) -> bool:

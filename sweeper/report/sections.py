@@ -172,20 +172,27 @@ def laws(folder: Path) -> Section | None:
     from sweeper.errors import UserError
     from sweeper.laws.power import LawFit
 
-    fits = []
+    fits, notes = [], []
     for path in [*sorted((folder / "analysis").glob("*.json")), folder / "laws" / "fit.json"]:
         if not path.is_file():
             continue
         try:
-            fits.append((path, LawFit.load(path)))
-        except (UserError, ValueError, KeyError, TypeError):
+            raw = json.loads(path.read_text())
+            if isinstance(raw, dict) and raw.get("law") == "components":  # one law per component of the loss
+                notes.append(_components_note(path.name, raw))
+                fits += [(f"{path.name}, {name}", LawFit.from_dict(part, f"{path}: {name}"))
+                         for name, part in raw["components"].items()]
+            else:
+                fits.append((path.name, LawFit.from_dict(raw, str(path))))
+        except (UserError, ValueError, KeyError, TypeError, AttributeError, OSError):
             continue
     validation = folder / "laws" / "validation.csv"
     if not fits and not validation.exists():
         return None
     section = Section("laws", "Scaling laws")
-    for path, fit in fits:
-        section.paragraphs.append(f"{html.escape(path.name)}: {html.escape(fit.form)} ({fit.n_points} points, "
+    section.paragraphs += notes
+    for label, fit in fits:
+        section.paragraphs.append(f"{html.escape(label)}: {html.escape(fit.form)} ({fit.n_points} points, "
                                   f"{fit.n_runs} runs).")
         if fit.holdout:
             h = fit.holdout
@@ -205,6 +212,18 @@ def laws(folder: Path) -> Section | None:
              f"{r['rel_error']:+.2%}" if r["rel_error"] is not None else "-"] for r in table.iter_rows(named=True)]))
         section.charts.append(figures.ladder_validation(table))
     return section
+
+
+def _components_note(name: str, raw: dict[str, Any]) -> str:
+    """What a fit of one law per component predicts, and how its backtests compare with the loss fitted alone."""
+    text = f"{html.escape(name)}: the loss predicted as {html.escape(str(raw['form']))}, one law per component."
+    backtest = raw.get("backtest") or {}
+    summed, alone = (backtest.get(k, {}).get("mean_abs_rel_error") for k in ("sum", "alone"))
+    if summed is not None:
+        text += (f" Backtests without the {', '.join(map(str, backtest.get('holdouts', [])))} largest sizes: "
+                 f"mean |relative error| {summed:.2%} for the sum")
+        text += f", {alone:.2%} for the loss fitted alone." if alone is not None else "."
+    return text
 
 
 def _compute_range(folder: Path) -> tuple[float, float]:
