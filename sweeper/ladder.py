@@ -21,7 +21,7 @@ from typing import Any, TextIO
 import numpy as np
 import polars as pl
 
-from sweeper.errors import UserError
+from sweeper.errors import ParameterError, UserError
 from sweeper.phases import follow_up_study, run_size
 from sweeper.plan import RunPlan
 from sweeper.spec import Study, result_key
@@ -106,25 +106,11 @@ def fit_ladder(study: Study, results: Path) -> Any:
                         f"{', '.join(c for c in folder.columns() if c.startswith('m.')) or 'no metric'})")
     # each component's source names its metric, so a warning about one of the fits says which
     parts = {name: replace(points(column), source=f"{results} {name}") for name, column in columns.items()}
-    _check_weighted_sum(spec.components, parts, data, loss)
-    return fit_components(parts, spec.components, data, spec.law, bootstrap=spec.bootstrap, level=spec.level,
-                          seed=study.seed)
-
-
-def _check_weighted_sum(weights: dict[str, float], parts: dict[str, Any], data: Any, loss: str,
-                        rtol: float = 1e-3) -> None:
-    """The components, weighted, must make the loss the ladder is judged by (else the sum predicts
-    something else)."""
-    from sweeper.laws.components import check_components
-
-    check_components(parts, data)
-    summed = sum(w * parts[name].loss for name, w in weights.items())
-    gap = np.abs(summed / data.loss - 1)
-    if gap.max() > rtol:
-        worst = int(np.argmax(gap))
-        raise UserError(f"laws.components: the weighted sum of the components is {summed[worst]:.6g} on run "
-                        f"{data.run[worst]}, where {loss} is {data.loss[worst]:.6g} ({gap[worst]:.2%} apart); "
-                        f"expected weights that make {loss} of the components (within {rtol:.1%})")
+    try:
+        return fit_components(parts, spec.components, data, spec.law, bootstrap=spec.bootstrap, level=spec.level,
+                              seed=study.seed)
+    except ParameterError as exc:  # the weights are the study's laws.components
+        raise UserError(exc.render("laws.components")) from None
 
 
 def predict_runs(study: Study, fit: Any) -> list[dict[str, Any]]:
@@ -132,7 +118,8 @@ def predict_runs(study: Study, fit: Any) -> list[dict[str, Any]]:
     out = []
     for name, params in study.laws.validate_.runs.items():
         size = run_size(study, {**study.params, **params})
-        pred = fit.prediction(n=size["n_params"], d=size["tokens"])
+        # C as the ladder's runs counted it (a law in compute was fitted to counted FLOPs, not 6 N D)
+        pred = fit.prediction(n=size["n_params"], d=size["tokens"], c=size.get("flops"))
         out.append({"run": name, **size, "predicted": float(np.ravel(pred.value)[0]),
                     "lower": float(np.ravel(pred.lo)[0]), "upper": float(np.ravel(pred.hi)[0])})
     return out

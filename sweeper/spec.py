@@ -209,16 +209,19 @@ class LawsSpec(_Strict):
         None, description="metric -> weight: the loss is this weighted sum; fit a law to each, predict the sum")
     validate_: LawsValidateSpec | None = Field(None, alias="validate")
 
-    @field_validator("components")
+    @field_validator("components", mode="before")
     @classmethod
-    def _components(cls, v: dict[str, float] | None) -> dict[str, float] | None:
-        if v is None:
-            return v
+    def _components(cls, v: Any) -> Any:
+        if v is None or not isinstance(v, dict):
+            return v  # None, or the type error pydantic reports
         if len(v) < 2:
             raise ValueError("expected at least 2 component losses (metric: weight), or no components")
-        bad = [name for name, w in v.items() if not (math.isfinite(w) and w > 0)]
+        if any(not isinstance(name, str) or not name.strip() for name in v):
+            raise ValueError("expected metric names as keys (e.g. loss.valid.code)")
+        bad = [str(name) for name, w in v.items() if isinstance(w, bool) or not isinstance(w, (int, float))
+               or not (math.isfinite(w) and w > 0)]
         if bad:
-            raise ValueError(f"{', '.join(bad)}: expected a positive weight")
+            raise ValueError(f"{', '.join(bad)}: expected a positive number as the weight")
         return v
 
 

@@ -4,6 +4,8 @@
     sweeper fit law results/ladder --law chinchilla --loss m.loss.valid.code -o fit.json
     sweeper fit law results/ladder --law power --x flops --loss m.loss --holdout-largest
     sweeper fit law --from runs.csv --n params --c flops --loss loss --drop-highest 5
+    sweeper fit law results/ladder --n m.n_params --loss m.loss.valid.target \
+        --components m.loss.valid.code=0.5 m.loss.valid.arith=0.5 -o fit.json       # one law per component
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import json
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 from sweeper.commands.options import accept_negative_numbers
@@ -43,6 +46,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "D = C / (6 N) where D is absent")
     parser.add_argument("--run", metavar="COL", help="with --from: the column naming each point's run, so the "
                         "bootstrap resamples whole runs (default: every row is its own run)")
+    parser.add_argument("--components", nargs="+", metavar="COL=WEIGHT",
+                        help="the loss is the weighted sum of these columns (a mixture's per-domain losses): fit "
+                             "a law to each (--law auto: each its own form) and predict their sum; its interval "
+                             "is the joint bootstrap widened by the sum's own backtest error")
     parser.add_argument("--intermediate", action="store_true",
                         help="fit every reported checkpoint of finished and pruned runs, not only final losses")
     parser.add_argument("--min-fraction", type=float, default=0.1, metavar="F",
@@ -85,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--flops-per-token-param: {args.flops_per_token_param}: expected a positive number")
     if not 0 <= args.min_fraction < 1:
         raise UserError(f"--min-fraction: {args.min_fraction}: expected a number in [0, 1)")
+    if args.components:
+        return _fit_components(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if args.table:
@@ -113,6 +122,68 @@ def run(args: argparse.Namespace) -> int:
         from sweeper.views.law import print_law_fit
 
         print_law_fit(fit, args.output, plots)
+    return 0
+
+
+def parse_components(values: list[str]) -> dict[str, float]:
+    """``COL=WEIGHT`` pairs as a mapping; a UserError naming --components for anything else."""
+    from sweeper.errors import UserError
+
+    out: dict[str, float] = {}
+    for item in values:
+        name, sep, weight = item.rpartition("=")
+        try:
+            value = float(weight)
+        except ValueError:
+            value = float("nan")
+        if not sep or not name or not 0 < value < float("inf"):
+            raise UserError(f"--components: {item!r}: expected COL=WEIGHT with a positive weight")
+        if name in out:
+            raise UserError(f"--components: {name} is given twice")
+        out[name] = value
+    if len(out) < 2:
+        raise UserError("--components: expected at least 2 COL=WEIGHT pairs")
+    return out
+
+
+def _fit_components(args: argparse.Namespace) -> int:
+    """``--components``: one law per component, the sum predicted; printed, and written with -o."""
+    from sweeper.errors import UserError
+    from sweeper.law_inputs import law_points, table_points
+    from sweeper.laws.components import fit_components
+
+    unsupported = [flag for flag, used in (("--intermediate", args.intermediate), ("--drop-highest",
+                   args.drop_highest), ("--holdout-largest", args.holdout_largest is not None),
+                   ("--plot", args.plot), ("--by size", args.by != "run")) if used]
+    if unsupported:
+        raise UserError(f"--components: not with {', '.join(unsupported)} (the components are fitted to the final "
+                        f"losses of the same runs, resampled by run)")
+    weights = parse_components(args.components)
+
+    def points(column: str):
+        if args.table:
+            return table_points(args.table, column, n=args.n, d=args.d, c=args.c, run=args.run,
+                                flops_per_token_param=args.flops_per_token_param)
+        return law_points(args.dir, column, n=args.n or "cfg.n_params", d=args.d or "tokens", c=args.c or "flops",
+                          flops_per_token_param=args.flops_per_token_param)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        target = points(args.loss)
+        parts = {name: replace(points(name), source=f"{target.source} {name}") for name in weights}
+        fit = fit_components(parts, weights, target, args.law, bootstrap=args.bootstrap, level=args.level,
+                             seed=args.seed, optimizer=args.optimizer,
+                             flops_per_token_param=args.flops_per_token_param)
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        print(f"sweeper: warning: {message}", file=sys.stderr)
+    if args.output:
+        fit.save(args.output)
+    if args.json:
+        print(json.dumps(fit.to_dict(samples=False), indent=2, default=float))
+        return 0
+    from sweeper.views.law import print_component_fit
+
+    print_component_fit(fit, args.output)
     return 0
 
 

@@ -3,12 +3,14 @@
     sweeper predict law fit.json --n 1e9 --d 2e10
     sweeper predict law fit.json --c 1e23            # chinchilla: the compute-optimal N*, D*, L*
     sweeper predict law fit.json --n 7e9 --c 1e23 --json
+    sweeper predict law results/ladder/laws/fit.json --n 5e5 --d 1e7   # a ladder's fit, one law per component
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 
 from sweeper.commands.options import accept_negative_numbers
 
@@ -20,7 +22,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "Predict the loss of a model from a law fitted by `sweeper fit law`, with the law's bootstrap "
         "interval. Give N and D (or one of them with C = 6 N D); with a chinchilla fit, --c alone gives the "
         "compute-optimal allocation N*(C), D*(C), D*/N* and L*(C).")
-    parser.add_argument("fit", metavar="FIT.json", help="a fit written by `sweeper fit law -o`")
+    parser.add_argument("fit", metavar="FIT.json", help="a fit written by `sweeper fit law -o`, or a ladder's "
+                        "laws/fit.json (one law per component when the study names laws.components)")
     parser.add_argument("--n", type=float, metavar="N", help="parameters, e.g. 1e9")
     parser.add_argument("--d", type=float, metavar="D", help="training tokens, e.g. 2e10")
     parser.add_argument("--c", type=float, metavar="C", help="training compute in FLOPs, e.g. 1.2e20")
@@ -30,15 +33,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sweeper.errors import UserError
-    from sweeper.laws.power import LawFit
+    from sweeper.laws.components import load_fit
 
-    fit = LawFit.load(args.fit)
+    fit = load_fit(args.fit)
     given = {k: v for k, v in (("n", args.n), ("d", args.d), ("c", args.c)) if v is not None}
     if not given:
         raise UserError("predict law: give --n and --d, or --c (and --n or --d)")
     for key, value in given.items():
         if not value > 0:
             raise UserError(f"--{key}: {value}: expected a positive number")
+    if fit.law == "components":
+        return _print_components(fit, given, args.json)
     level = f"{fit.level:.0%}"
     boot = fit.samples is not None and len(fit.samples) > 0
     if fit.law in ("chinchilla", "overtrain") and set(given) == {"c"}:
@@ -72,4 +77,28 @@ def run(args: argparse.Namespace) -> int:
     if fit.noise:
         print(f"  one run's measured loss: [{float(run_pred.lo):.5g}, {float(run_pred.hi):.5g}] "
               f"(the law's interval with the runs' scatter about it, {fit.noise:.2%})")
+    return 0
+
+
+def _print_components(fit, given: dict[str, float], as_json: bool) -> int:
+    """The weighted sum of one law per component, with the joint bootstrap widened by the sum's misfit."""
+    from sweeper.errors import UserError
+
+    if set(given) == {"c"}:
+        raise UserError("--c: a fit of one law per component has no compute-optimal allocation; give --n and "
+                        "--d (or one of them with --c)")
+    pred = fit.prediction(**given)
+    parts = {name: float(part.predict(**given)) for name, part in fit.fits.items()}
+    if as_json:
+        print(json.dumps({"law": fit.law, "inputs": given, "loss": pred.to_dict(), "weights": fit.weights,
+                          "components": parts}, indent=2))
+        return 0
+    where = ", ".join(f"{k.upper()}={v:.4g}" for k, v in given.items())
+    lo, hi = float(pred.lo), float(pred.hi)
+    band = "" if not (math.isfinite(lo) and math.isfinite(hi)) else (
+        f"  [{lo:.5g}, {hi:.5g}] ({fit.level:.0%} joint bootstrap interval"
+        + (", widened by the sum's backtest extrapolation error)" if fit.misfit else ")"))
+    print(f"L({where}) = {float(pred.value):.5g}{band}: {fit.form}")
+    for name, value in parts.items():
+        print(f"  {name}: {value:.5g} ({fit.fits[name].law} law, weight {fit.weights[name]:g})")
     return 0

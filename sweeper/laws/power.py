@@ -495,7 +495,7 @@ class LawFit:
         noise = None if raw.get("residual_sigma") is None else _fit_number(raw, "residual_sigma", source, 0.0)
         if noise is not None and noise < 0:
             raise UserError(f"{source}: residual_sigma: expected a number >= 0, got {noise:g}")
-        misfit = _fit_misfit(raw.get("misfit"), source)
+        misfit = check_misfit(raw.get("misfit"), source)
         return cls(law=raw["law"], params=params,
                    objective=_fit_number(raw, "objective", source, np.nan, finite=False),
                    n_points=int(_fit_number(raw, "n_points", source, 0)),
@@ -506,16 +506,20 @@ class LawFit:
 
     @classmethod
     def load(cls, path: str | Path) -> LawFit:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"{path}: no such file (expected FIT.json from `sweeper fit law`)")
-        try:
-            raw = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: not JSON ({exc})") from None
-        except OSError as exc:
-            raise UserError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
-        return cls.from_dict(raw, str(path))
+        return cls.from_dict(read_fit_json(path), str(path))
+
+
+def read_fit_json(path: str | Path) -> Any:
+    """The JSON of a saved fit; a UserError naming the file when it is missing or not JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file (expected FIT.json from `sweeper fit law`)")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not JSON ({exc})") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -590,7 +594,7 @@ def _fit_samples(samples: Any, names: Sequence[str], source: str) -> np.ndarray 
     return array
 
 
-def _fit_misfit(misfit: Any, source: str) -> dict[str, Any] | None:
+def check_misfit(misfit: Any, source: str) -> dict[str, Any] | None:
     """The misfit block of a fit chosen by backtest: a rate >= 0, the variable and its fitted maximum."""
     if misfit is None:
         return None

@@ -90,6 +90,17 @@ def misfit_rate(errors: np.ndarray, distances: np.ndarray) -> float:
     return float(np.sqrt(np.mean((errors / np.maximum(distances, 1e-3)) ** 2)))
 
 
+def backtest_score(errors: np.ndarray, distances: np.ndarray) -> dict[str, Any]:
+    """Backtest log errors scored: points, mean |relative error|, mean relative error and the misfit per
+    unit of log extrapolation (None for all but ``points`` when there are none)."""
+    if not errors.size:
+        return {"points": 0, "mean_abs_rel_error": None, "mean_rel_error": None,
+                "misfit_per_log_extrapolation": None}
+    return {"points": int(errors.size), "mean_abs_rel_error": float(np.mean(np.abs(np.expm1(errors)))),
+            "mean_rel_error": float(np.mean(np.expm1(errors))),
+            "misfit_per_log_extrapolation": misfit_rate(errors, distances)}
+
+
 def select_law(data: LawData, x: str | None = None, *, forms: Sequence[tuple[str, str | None]] | None = None,
                holdouts: Sequence[int] | None = None, **fit_kwargs: Any) -> LawFit:
     """Fit every candidate form, keep the one whose leave-largest-out backtests erred least (mean relative
@@ -107,11 +118,8 @@ def select_law(data: LawData, x: str | None = None, *, forms: Sequence[tuple[str
         warnings.simplefilter("ignore")  # bound warnings of the small backtest fits are not the user's fit
         for law, fx in forms:
             errors, distances = backtest_errors(data, law, fx, holdout_by, holdouts, **fit_kwargs)
-            rate = misfit_rate(errors, distances) if errors.size else None
-            scores[_name(law, fx)] = {
-                "law": law, "x": fx, "points": int(errors.size),
-                "mean_abs_rel_error": float(np.mean(np.abs(np.expm1(errors)))) if errors.size else None,
-                "misfit_per_log_extrapolation": rate}
+            score = backtest_score(errors, distances)
+            scores[_name(law, fx)] = {"law": law, "x": fx, **{k: v for k, v in score.items() if k != "mean_rel_error"}}
     scored = [s for s in scores.values() if s["mean_abs_rel_error"] is not None]
     # Too few levels to backtest anything: the first form the data identify, without a misfit term.
     chosen = min(scored, key=lambda s: s["mean_abs_rel_error"]) if scored else next(iter(scores.values()))

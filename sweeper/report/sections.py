@@ -170,22 +170,21 @@ def regmix(folder: Path) -> Section | None:
 def laws(folder: Path) -> Section | None:
     """Every saved law fit under ``analysis/`` with its band, and its backtest."""
     from sweeper.errors import UserError
-    from sweeper.laws.power import LawFit
+    from sweeper.laws.components import load_fit
 
     fits, notes = [], []
     for path in [*sorted((folder / "analysis").glob("*.json")), folder / "laws" / "fit.json"]:
         if not path.is_file():
             continue
         try:
-            raw = json.loads(path.read_text())
-            if isinstance(raw, dict) and raw.get("law") == "components":  # one law per component of the loss
-                notes.append(_components_note(path.name, raw))
-                fits += [(f"{path.name}, {name}", LawFit.from_dict(part, f"{path}: {name}"))
-                         for name, part in raw["components"].items()]
-            else:
-                fits.append((path.name, LawFit.from_dict(raw, str(path))))
-        except (UserError, ValueError, KeyError, TypeError, AttributeError, OSError):
+            fit = load_fit(path)
+        except (UserError, ValueError, KeyError, TypeError):
             continue
+        if fit.law == "components":  # one law per component of the loss: the sum, then each law
+            notes.append(_components_note(path.name, fit))
+            fits += [(f"{path.name}, {name}", part) for name, part in fit.fits.items()]
+        else:
+            fits.append((path.name, fit))
     validation = folder / "laws" / "validation.csv"
     if not fits and not validation.exists():
         return None
@@ -214,15 +213,16 @@ def laws(folder: Path) -> Section | None:
     return section
 
 
-def _components_note(name: str, raw: dict[str, Any]) -> str:
+def _components_note(name: str, fit: Any) -> str:
     """What a fit of one law per component predicts, and how its backtests compare with the loss fitted alone."""
-    text = f"{html.escape(name)}: the loss predicted as {html.escape(str(raw['form']))}, one law per component."
-    backtest = raw.get("backtest") or {}
-    summed, alone = (backtest.get(k, {}).get("mean_abs_rel_error") for k in ("sum", "alone"))
-    if summed is not None:
+    text = f"{html.escape(name)}: the loss predicted as {html.escape(fit.form)}, one law per component."
+    backtest = fit.backtest if isinstance(fit.backtest, dict) else {}
+    summed, alone = ((backtest.get(k) if isinstance(backtest.get(k), dict) else {}).get("mean_abs_rel_error")
+                     for k in ("sum", "alone"))
+    if isinstance(summed, (int, float)):
         text += (f" Backtests without the {', '.join(map(str, backtest.get('holdouts', [])))} largest sizes: "
                  f"mean |relative error| {summed:.2%} for the sum")
-        text += f", {alone:.2%} for the loss fitted alone." if alone is not None else "."
+        text += f", {alone:.2%} for the loss fitted alone." if isinstance(alone, (int, float)) else "."
     return text
 
 

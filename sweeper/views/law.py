@@ -61,3 +61,24 @@ def print_law_fit(fit: Any, output: str | None, plots: list[Path]) -> None:
                       + (f"; {cov:.0%} inside the predicted range of a run" if cov is not None else ""))
     for path in [*([output] if output else []), *plots]:
         print(f"wrote {path}")
+
+
+def print_component_fit(fit: Any, output: str | None) -> None:
+    """A fit of one law per component (``sweeper fit law --components``): the sum, each component's law and
+    parameters, and the backtests of the sum against the loss fitted alone."""
+    print(f"one law per component: {fit.form}")
+    for name, part in fit.fits.items():
+        params = ", ".join(f"{k} {v:.4g}" for k, v in part.params.items())
+        print(f"  {name} (weight {fit.weights[name]:g}): {part.law} law, {params}")
+    bt = fit.backtest
+    summed, alone = bt["sum"]["mean_abs_rel_error"], bt["alone"]["mean_abs_rel_error"]
+    if summed is None:
+        print("no backtest: too few sizes to fit without the largest, so intervals are the bootstrap's alone")
+    else:
+        print(f"backtests (fit without the {' and '.join(map(str, bt['holdouts']))} largest sizes, predict them): "
+              f"mean |rel err| {summed:.2%} for the sum"
+              + (f", {alone:.2%} for the loss fitted alone" if alone is not None else ""))
+        print(f"  the sum's extrapolation error, {fit.misfit['rate']:.3f} in log loss per unit of log N beyond "
+              f"{fit.misfit['fitted_max']:.3g}, widens every interval beyond the data")
+    print(f"{fit.n_points} points from {fit.n_runs} runs; {fit.level:.0%} intervals: `sweeper predict law "
+          f"{output or 'FIT.json'} --n N --d D`" + ("" if output else " (write it with -o)"))
