@@ -497,8 +497,10 @@ def main() -> None:
     if forms:
         print_table(forms, "extrapolation by law form: held-out points, relative error and 90% interval coverage")
     if CHINCHILLA.is_file():
-        floor = payload["chinchilla_form_floor"] = bench_form_floor(chinchilla_table())
-        print_table(floor, "Chinchilla table: each form fitted to all 240 points, its error on the 3 largest sizes")
+        table = chinchilla_table()
+        floor = payload["chinchilla_form_floor"] = bench_form_floor(table)
+        print_table(floor, f"Chinchilla table: each form fitted to all {len(table)} points, its error on the 3 "
+                           "largest sizes")
 
     if CHINCHILLA.is_file():
         cli = payload["cli_fit_auto"] = bench_cli_fit(args.repeats)

@@ -192,6 +192,7 @@ def _print(out: TextIO, table: pl.DataFrame, level: float) -> None:
 
 
 def _print_components(out: TextIO, fit: Any) -> None:
+    """Which form each component took, and the sum's backtests beside those of the loss fitted alone."""
     chosen = ", ".join(f"{name} {law}" for name, law in fit.info["components"].items())
     print(f"  one law per component: {chosen}", file=out)
     bt = fit.backtest
