@@ -63,6 +63,12 @@ def law_points(study: str | Path | StudyResults, loss: str, *, n: str = "cfg.n_p
                  .filter(pl.col(d) > 0))
     else:
         frame = results.finished_trials(phase)
+    if frame.is_empty():
+        where = ""
+        if phase is not None:
+            phases = results.scan().select("phase").unique().collect()["phase"].drop_nulls().sort().to_list()
+            where = f" in phase {phase!r} (its phases: {', '.join(phases) or 'none'})"
+        raise UserError(f"{source}: no finished runs{where} to fit")
     wanted = {"n": n if n in names else None, "d": d if d in names else None, "c": c if c in names else None}
     if wanted["n"] and frame[n].null_count():
         # A run-level value reported once (tinylm reports n_params with its first report): spread it over the run.

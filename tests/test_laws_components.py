@@ -254,7 +254,12 @@ def test_a_tinylm_ladder_predicts_its_mean_loss_from_one_law_per_domain(tmp_path
     assert cli("--n", "m.n_params", "--loss", "m.loss.valid.target", "--law", "chinchilla", "--bootstrap", "10",
                "--components", *columns, "-o", str(saved)) == 0
     assert "one law per component" in capsys.readouterr().out
-    assert json.loads(saved.read_text())["law"] == "components"
+    assert json.loads(saved.read_text())["n_points"] == 9  # the sweep's 8 runs and the validation run
+    assert cli("--n", "m.n_params", "--loss", "m.loss.valid.target", "--law", "chinchilla", "--bootstrap", "10",
+               "--components", *columns, "--phase", "search", "-o", str(saved)) == 0
+    assert json.loads(saved.read_text())["n_points"] == 8 and json.loads(saved.read_text())["law"] == "components"
+    with pytest.raises(UserError, match=r"no finished runs in phase 'sweep' \(its phases: search, validate\)"):
+        cli("--n", "m.n_params", "--loss", "m.loss.valid.target", "--phase", "sweep")
     with pytest.raises(UserError, match="--components: 'm.loss.valid.code': expected COL=WEIGHT"):
         cli("--n", "m.n_params", "--loss", "m.loss.valid.target", "--components", "m.loss.valid.code", *columns[1:])
     with pytest.raises(UserError, match="--components: not with --plot"):

@@ -50,6 +50,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="the loss is the weighted sum of these columns (a mixture's per-domain losses): fit "
                              "a law to each (--law auto: each its own form) and predict their sum; its interval "
                              "is the joint bootstrap widened by the sum's own backtest error")
+    parser.add_argument("--phase", metavar="NAME", help="only the runs of this phase of the study (a ladder's "
+                        "sweep is `search`, its validation runs `validate`; default every phase)")
     parser.add_argument("--intermediate", action="store_true",
                         help="fit every reported checkpoint of finished and pruned runs, not only final losses")
     parser.add_argument("--min-fraction", type=float, default=0.1, metavar="F",
@@ -88,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("fit law: give a study folder DIR or --from TABLE (one of them)")
     if args.run and not args.table:
         raise UserError("--run: only for --from TABLE (a study's runs are its trials)")
+    if args.phase and args.table:
+        raise UserError("--phase: only for a study folder DIR (a table has no phases)")
     if not 0 < args.flops_per_token_param < float("inf"):
         raise UserError(f"--flops-per-token-param: {args.flops_per_token_param}: expected a positive number")
     if not 0 <= args.min_fraction < 1:
@@ -102,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             data = law_points(args.dir, args.loss, n=args.n or "cfg.n_params", d=args.d or "tokens",
                               c=args.c or "flops", intermediate=args.intermediate, min_fraction=args.min_fraction,
-                              flops_per_token_param=args.flops_per_token_param)
+                              flops_per_token_param=args.flops_per_token_param, phase=args.phase)
         data = lawdata.drop_highest(data, args.drop_highest)
         options = {"bootstrap": args.bootstrap, "by": args.by, "level": args.level, "seed": args.seed,
                    "optimizer": args.optimizer, "flops_per_token_param": args.flops_per_token_param}
@@ -165,7 +169,7 @@ def _fit_components(args: argparse.Namespace) -> int:
             return table_points(args.table, column, n=args.n, d=args.d, c=args.c, run=args.run,
                                 flops_per_token_param=args.flops_per_token_param)
         return law_points(args.dir, column, n=args.n or "cfg.n_params", d=args.d or "tokens", c=args.c or "flops",
-                          flops_per_token_param=args.flops_per_token_param)
+                          flops_per_token_param=args.flops_per_token_param, phase=args.phase)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
