@@ -1,7 +1,8 @@
 """A model ladder's end (``laws:`` in a study), the way large runs are planned: fit a scaling law to the
 sweep's runs, predict the larger validation runs *before* they train (``laws/predictions.json``), train
 them, and compare (``laws/validation.csv``: ``n_params``, ``tokens``, ``flops``, ``predicted``, ``lower``,
-``upper``, ``measured``, ``rel_error``).
+``upper``, ``measured``, ``rel_error``; with ``laws.components`` also ``laws/validation_components.csv``, each
+component's law against the component's measured loss).
 
 The law is any of `sweeper.laws.power`'s forms, ``auto`` by default (chosen by backtest, its intervals
 widened by its extrapolation error); N is the parameter count the workload reports (``m.n_params``) or a
@@ -122,6 +123,10 @@ def predict_runs(study: Study, fit: Any) -> list[dict[str, Any]]:
         pred = fit.prediction(n=size["n_params"], d=size["tokens"], c=size.get("flops"))
         out.append({"run": name, **size, "predicted": float(np.ravel(pred.value)[0]),
                     "lower": float(np.ravel(pred.lo)[0]), "upper": float(np.ravel(pred.hi)[0])})
+        if fit.law == "components":  # what each component's law expects, to see later which one missed
+            out[-1]["components"] = {part: float(np.ravel(law.predict(n=size["n_params"], d=size["tokens"],
+                                                                      c=size.get("flops")))[0])
+                                     for part, law in fit.fits.items()}
     return out
 
 
@@ -155,8 +160,13 @@ def run_ladder(study: Study, results: Path, out: TextIO,
     table = compare(study, results, predictions)
     table.write_csv(folder / "validation.csv")
     summary["validation"] = table.to_dicts()
-    (folder / "ladder.json").write_text(json.dumps(summary, indent=2, default=float))
     _print(out, table, fit.level)
+    if fit.law == "components":
+        parts = compare_components(results, predictions, fit.weights)
+        parts.write_csv(folder / "validation_components.csv")
+        summary["validation_components"] = parts.to_dicts()
+        _print_component_errors(out, parts)
+    (folder / "ladder.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary
 
 
@@ -178,6 +188,33 @@ def compare(study: Study, results: Path, predictions: list[dict[str, Any]]) -> p
                                       "flops": pl.Float64, "predicted": pl.Float64, "lower": pl.Float64,
                                       "upper": pl.Float64, "measured": pl.Float64, "seeds": pl.Int64,
                                       "rel_error": pl.Float64})
+
+
+def compare_components(results: Path, predictions: list[dict[str, Any]], weights: dict[str, float]) -> pl.DataFrame:
+    """Each validation run's components: predicted (before it trained) against measured (mean over seeds)."""
+    from sweeper.results import StudyResults
+
+    trials = StudyResults(results).finished_trials(VALIDATE_PHASE)
+    rows = []
+    for p in predictions:
+        mine = trials.filter(pl.col("cfg.candidate") == p["run"]) if trials.height else trials
+        for name, predicted in p.get("components", {}).items():
+            column = result_key(name)
+            measured = (float(mine[column].cast(pl.Float64).mean()) if mine.height and column in mine.columns
+                        else None)
+            rows.append({"run": p["run"], "component": name, "weight": weights[name], "predicted": predicted,
+                         "measured": measured,
+                         "rel_error": None if measured is None else (predicted - measured) / measured})
+    return pl.DataFrame(rows, schema={"run": pl.String, "component": pl.String, "weight": pl.Float64,
+                                      "predicted": pl.Float64, "measured": pl.Float64, "rel_error": pl.Float64})
+
+
+def _print_component_errors(out: TextIO, parts: pl.DataFrame) -> None:
+    print("  by component (predicted against measured):", file=out)
+    for (run,), group in parts.group_by("run", maintain_order=True):
+        errors = ", ".join(f"{r['component']} {r['rel_error']:+.1%}" if r["rel_error"] is not None
+                           else f"{r['component']} -" for r in group.iter_rows(named=True))
+        print(f"    {run}: {errors}", file=out)
 
 
 def _print(out: TextIO, table: pl.DataFrame, level: float) -> None:

@@ -228,12 +228,17 @@ def test_a_tinylm_ladder_predicts_its_mean_loss_from_one_law_per_domain(tmp_path
     saved = json.loads((folder / "fit.json").read_text())
     assert saved["weights"]["loss.valid.code"] == pytest.approx(1 / 3)
     row = pl.read_csv(folder / "validation.csv").row(0, named=True)
+    parts = pl.read_csv(folder / "validation_components.csv")  # which component's law missed, and by how much
+    assert parts.columns == ["run", "component", "weight", "predicted", "measured", "rel_error"]
+    assert parts["component"].to_list() == ["loss.valid.code", "loss.valid.arith", "loss.valid.records"]
+    assert (parts["weight"] * parts["measured"]).sum() == pytest.approx(row["measured"], rel=1e-6)
+    assert "big: loss.valid.code" in out.getvalue()
     assert row["run"] == "big" and row["measured"] > 0 and row["lower"] <= row["predicted"] <= row["upper"]
     assert "one law per component" in out.getvalue() and "the loss fitted alone" in out.getvalue()
     from sweeper.report import build_report
 
     page = build_report(outcome.results_dir)  # the report names the sum and charts each component's law
-    assert "one law per component" in page and "fit.json, loss.valid.code" in page
+    assert "one law per component" in page and "fit.json, loss.valid.code" in page and "By component" in page
     from sweeper.ladder import fit_ladder
 
     with pytest.raises(UserError, match=r"laws.components: the weighted sum .* expected weights that make "
