@@ -178,8 +178,8 @@ def compare(study: Study, results: Path, predictions: list[dict[str, Any]]) -> p
     trials = StudyResults(results).finished_trials(VALIDATE_PHASE)
     rows = []
     for p in predictions:
-        mine = trials.filter(pl.col("cfg.candidate") == p["run"]) if trials.height else trials
-        measured = float(mine[loss].cast(pl.Float64).mean()) if mine.height and loss in mine.columns else None
+        mine = _validation_trials(trials, p["run"])
+        measured = _measured(mine, loss)
         rows.append({"run": p["run"], "n_params": p["n_params"], "tokens": p["tokens"], "flops": p["flops"],
                      "predicted": p["predicted"], "lower": p["lower"], "upper": p["upper"], "measured": measured,
                      "seeds": mine.height,
@@ -197,16 +197,24 @@ def compare_components(results: Path, predictions: list[dict[str, Any]], weights
     trials = StudyResults(results).finished_trials(VALIDATE_PHASE)
     rows = []
     for p in predictions:
-        mine = trials.filter(pl.col("cfg.candidate") == p["run"]) if trials.height else trials
+        mine = _validation_trials(trials, p["run"])
         for name, predicted in p.get("components", {}).items():
-            column = result_key(name)
-            measured = (float(mine[column].cast(pl.Float64).mean()) if mine.height and column in mine.columns
-                        else None)
+            measured = _measured(mine, result_key(name))
             rows.append({"run": p["run"], "component": name, "weight": weights[name], "predicted": predicted,
                          "measured": measured,
                          "rel_error": None if measured is None else (predicted - measured) / measured})
     return pl.DataFrame(rows, schema={"run": pl.String, "component": pl.String, "weight": pl.Float64,
                                       "predicted": pl.Float64, "measured": pl.Float64, "rel_error": pl.Float64})
+
+
+def _validation_trials(trials: pl.DataFrame, run: str) -> pl.DataFrame:
+    """The finished trials (one per seed) of the validation run ``run``."""
+    return trials.filter(pl.col("cfg.candidate") == run) if trials.height else trials
+
+
+def _measured(trials: pl.DataFrame, column: str) -> float | None:
+    """The mean of ``column`` over the trials (its seeds); None when there are none or it was not reported."""
+    return float(trials[column].cast(pl.Float64).mean()) if trials.height and column in trials.columns else None
 
 
 def _print_component_errors(out: TextIO, parts: pl.DataFrame) -> None:
@@ -232,15 +240,7 @@ def _print_components(out: TextIO, fit: Any) -> None:
     """Which form each component took, and the sum's backtests beside those of the loss fitted alone."""
     chosen = ", ".join(f"{name} {law}" for name, law in fit.info["components"].items())
     print(f"  one law per component: {chosen}", file=out)
-    bt = fit.backtest
-    if bt["sum"]["points"]:
-        alone = bt["alone"]["mean_abs_rel_error"]
-        print(f"  backtests (fit without the {', '.join(map(str, bt['holdouts']))} largest sizes, predict them): "
-              f"the components' sum {bt['sum']['mean_abs_rel_error']:.2%} mean error"
-              + (f", the loss fitted alone {alone:.2%}" if alone is not None else ""), file=out)
-    else:
-        print("  no backtest: too few sizes to fit without the largest, so the interval is the bootstrap's alone",
-              file=out)
+    print(f"  {fit.backtest_summary()}", file=out)
 
 
 def _inside(value: float, lower: float, upper: float, rtol: float = 1e-9) -> bool:

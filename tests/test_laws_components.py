@@ -273,3 +273,14 @@ def test_a_tinylm_ladder_predicts_its_mean_loss_from_one_law_per_domain(tmp_path
     unknown.laws.components = {"loss.valid.prose": 0.5, "loss.valid.code": 0.5}
     with pytest.raises(UserError, match="laws.components: loss.valid.prose: no such metric"):
         fit_ladder(unknown, outcome.results_dir)
+
+
+def test_with_too_few_sizes_to_backtest_the_fit_says_so_and_adds_no_misfit():
+    parts, target = ladder()
+    keep = np.flatnonzero(target.n <= SIZES[2])  # three sizes: nothing left to fit once the largest is out
+    fit = fit_components({k: v.take(keep) for k, v in parts.items()}, {"slow": 0.5, "fast": 0.5}, target.take(keep),
+                         "chinchilla", bootstrap=0)
+    assert fit.misfit is None and fit.backtest["holdouts"] == []
+    assert fit.backtest_summary().startswith("no backtest: too few sizes")
+    full = fit_components(parts, {"slow": 0.5, "fast": 0.5}, target, "chinchilla", bootstrap=0)
+    assert full.backtest_summary().startswith("backtests (fit without the 1, 2 largest sizes")

@@ -82,7 +82,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sweeper.errors import UserError
-    from sweeper.law_inputs import law_points, table_points
     from sweeper.laws import data as lawdata
     from sweeper.laws.power import X_NAMES, backtest, fit_law
 
@@ -100,14 +99,7 @@ def run(args: argparse.Namespace) -> int:
         return _fit_components(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if args.table:
-            data = table_points(args.table, args.loss, n=args.n, d=args.d, c=args.c, run=args.run,
-                                flops_per_token_param=args.flops_per_token_param)
-        else:
-            data = law_points(args.dir, args.loss, n=args.n or "cfg.n_params", d=args.d or "tokens",
-                              c=args.c or "flops", intermediate=args.intermediate, min_fraction=args.min_fraction,
-                              flops_per_token_param=args.flops_per_token_param, phase=args.phase)
-        data = lawdata.drop_highest(data, args.drop_highest)
+        data = lawdata.drop_highest(_points(args, args.loss), args.drop_highest)
         options = {"bootstrap": args.bootstrap, "by": args.by, "level": args.level, "seed": args.seed,
                    "optimizer": args.optimizer, "flops_per_token_param": args.flops_per_token_param}
         fit = fit_law(data, args.law, args.x, **options)
@@ -127,6 +119,18 @@ def run(args: argparse.Namespace) -> int:
 
         print_law_fit(fit, args.output, plots)
     return 0
+
+
+def _points(args: argparse.Namespace, loss: str):
+    """The points of ``loss`` from the table (--from) or the study folder, as the flags say."""
+    from sweeper.law_inputs import law_points, table_points
+
+    if args.table:
+        return table_points(args.table, loss, n=args.n, d=args.d, c=args.c, run=args.run,
+                            flops_per_token_param=args.flops_per_token_param)
+    return law_points(args.dir, loss, n=args.n or "cfg.n_params", d=args.d or "tokens", c=args.c or "flops",
+                      intermediate=args.intermediate, min_fraction=args.min_fraction,
+                      flops_per_token_param=args.flops_per_token_param, phase=args.phase)
 
 
 def parse_components(values: list[str]) -> dict[str, float]:
@@ -153,7 +157,6 @@ def parse_components(values: list[str]) -> dict[str, float]:
 def _fit_components(args: argparse.Namespace) -> int:
     """``--components``: one law per component, the sum predicted; printed, and written with -o."""
     from sweeper.errors import UserError
-    from sweeper.law_inputs import law_points, table_points
     from sweeper.laws.components import fit_components
 
     unsupported = [flag for flag, used in (("--intermediate", args.intermediate), ("--drop-highest",
@@ -163,18 +166,10 @@ def _fit_components(args: argparse.Namespace) -> int:
         raise UserError(f"--components: not with {', '.join(unsupported)} (the components are fitted to the final "
                         f"losses of the same runs, resampled by run)")
     weights = parse_components(args.components)
-
-    def points(column: str):
-        if args.table:
-            return table_points(args.table, column, n=args.n, d=args.d, c=args.c, run=args.run,
-                                flops_per_token_param=args.flops_per_token_param)
-        return law_points(args.dir, column, n=args.n or "cfg.n_params", d=args.d or "tokens", c=args.c or "flops",
-                          flops_per_token_param=args.flops_per_token_param, phase=args.phase)
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        target = points(args.loss)
-        parts = {name: replace(points(name), source=f"{target.source} {name}") for name in weights}
+        target = _points(args, args.loss)
+        parts = {name: replace(_points(args, name), source=f"{target.source} {name}") for name in weights}
         fit = fit_components(parts, weights, target, args.law, bootstrap=args.bootstrap, level=args.level,
                              seed=args.seed, optimizer=args.optimizer,
                              flops_per_token_param=args.flops_per_token_param)

@@ -13,8 +13,8 @@ Intervals: every component's bootstrap resamples the same runs in the same order
 the units), so summing their replicates gives the joint bootstrap of the sum, with the components'
 correlation kept. The misfit comes from the sum's own leave-largest-out backtests: every component refitted
 without the largest model sizes (``auto`` choosing its form again inside each), summed, and compared with
-the measured loss. `backtest_sum` scores any weighting that way, a single component included, so the sum and
-the loss fitted alone are compared on equal terms.
+the measured loss. `fit_components` scores the loss fitted alone the same way, on the same holdouts, so the two
+are compared on equal terms.
 """
 
 from __future__ import annotations
@@ -74,6 +74,18 @@ class ComponentFit:
     def info(self) -> dict[str, Any]:
         chosen = {name: fit.info.get("auto", {}).get("chosen", fit.law) for name, fit in self.fits.items()}
         return {"components": chosen, "backtest": self.backtest}
+
+    def backtest_summary(self) -> str:
+        """The sum's backtests beside those of the loss fitted alone, in words (what the ladder, `sweeper fit law`
+        and the report say)."""
+        bt = self.backtest if isinstance(self.backtest, dict) else {}
+        summed, alone = ((bt.get(k) if isinstance(bt.get(k), dict) else {}).get("mean_abs_rel_error")
+                         for k in ("sum", "alone"))
+        if not isinstance(summed, (int, float)):
+            return "no backtest: too few sizes to fit without the largest, so the interval is the bootstrap's alone"
+        text = (f"backtests (fit without the {', '.join(map(str, bt.get('holdouts', [])))} largest sizes, predict "
+                f"them): the components' sum {summed:.2%} mean error")
+        return text + (f", the loss fitted alone {alone:.2%}" if isinstance(alone, (int, float)) else "")
 
     def predict(self, n: Any = None, d: Any = None, c: Any = None) -> np.ndarray:
         """The point prediction: the weighted sum of the components' predictions."""
@@ -199,15 +211,6 @@ def fit_components(components: Mapping[str, LawData], weights: Mapping[str, floa
     return ComponentFit(weights=dict(weights), fits=fits, level=level, n_points=len(first), n_runs=first.n_runs,
                         misfit=misfit, backtest={"holdouts": shared, **scores},
                         flops_per_token_param=fits[next(iter(fits))].flops_per_token_param)
-
-
-def backtest_sum(components: Mapping[str, LawData], weights: Mapping[str, float], target: LawData, law: str,
-                 holdouts: Sequence[int], **fit_kwargs: Any) -> dict[str, Any]:
-    """Leave-largest-out backtests of the weighted sum: for each count in ``holdouts``, refit every component
-    without the ``count`` largest model sizes, sum the predictions of those sizes and compare with
-    ``target``; scored as `select.backtest_score` scores a form."""
-    errors = _backtest_errors(components, weights, target, law, holdouts, **fit_kwargs)
-    return backtest_score(*_joined(errors, sorted(errors)))
 
 
 def _backtest_errors(components: Mapping[str, LawData], weights: Mapping[str, float], target: LawData, law: str,

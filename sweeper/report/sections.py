@@ -222,15 +222,9 @@ def laws(folder: Path) -> Section | None:
 
 def _components_note(name: str, fit: Any) -> str:
     """What a fit of one law per component predicts, and how its backtests compare with the loss fitted alone."""
-    text = f"{html.escape(name)}: the loss predicted as {html.escape(fit.form)}, one law per component."
-    backtest = fit.backtest if isinstance(fit.backtest, dict) else {}
-    summed, alone = ((backtest.get(k) if isinstance(backtest.get(k), dict) else {}).get("mean_abs_rel_error")
-                     for k in ("sum", "alone"))
-    if isinstance(summed, (int, float)):
-        text += (f" Backtests without the {', '.join(map(str, backtest.get('holdouts', [])))} largest sizes: "
-                 f"mean |relative error| {summed:.2%} for the sum")
-        text += f", {alone:.2%} for the loss fitted alone." if isinstance(alone, (int, float)) else "."
-    return text
+    summary = fit.backtest_summary()
+    return (f"{html.escape(name)}: the loss predicted as {html.escape(fit.form)}, one law per component. "
+            f"{html.escape(summary[:1].upper() + summary[1:])}.")
 
 
 def _compute_range(folder: Path) -> tuple[float, float]:

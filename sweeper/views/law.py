@@ -70,14 +70,8 @@ def print_component_fit(fit: Any, output: str | None) -> None:
     for name, part in fit.fits.items():
         params = ", ".join(f"{k} {v:.4g}" for k, v in part.params.items())
         print(f"  {name} (weight {fit.weights[name]:g}): {part.law} law, {params}")
-    bt = fit.backtest
-    summed, alone = bt["sum"]["mean_abs_rel_error"], bt["alone"]["mean_abs_rel_error"]
-    if summed is None:
-        print("no backtest: too few sizes to fit without the largest, so intervals are the bootstrap's alone")
-    else:
-        print(f"backtests (fit without the {' and '.join(map(str, bt['holdouts']))} largest sizes, predict them): "
-              f"mean |rel err| {summed:.2%} for the sum"
-              + (f", {alone:.2%} for the loss fitted alone" if alone is not None else ""))
+    print(fit.backtest_summary())
+    if fit.misfit:
         print(f"  the sum's extrapolation error, {fit.misfit['rate']:.3f} in log loss per unit of log N beyond "
               f"{fit.misfit['fitted_max']:.3g}, widens every interval beyond the data")
     print(f"{fit.n_points} points from {fit.n_runs} runs; {fit.level:.0%} intervals: `sweeper predict law "
