@@ -121,13 +121,18 @@ def predict_runs(study: Study, fit: Any) -> list[dict[str, Any]]:
         size = run_size(study, {**study.params, **params})
         # C as the ladder's runs counted it (a law in compute was fitted to counted FLOPs, not 6 N D)
         pred = fit.prediction(n=size["n_params"], d=size["tokens"], c=size.get("flops"))
-        out.append({"run": name, **size, "predicted": float(np.ravel(pred.value)[0]),
-                    "lower": float(np.ravel(pred.lo)[0]), "upper": float(np.ravel(pred.hi)[0])})
+        out.append({"run": name, **size, **_point(pred)})
         if fit.law == "components":  # what each component's law expects, to see later which one missed
-            out[-1]["components"] = {part: float(np.ravel(law.predict(n=size["n_params"], d=size["tokens"],
-                                                                      c=size.get("flops")))[0])
+            out[-1]["components"] = {part: _point(law.prediction(n=size["n_params"], d=size["tokens"],
+                                                                 c=size.get("flops")))
                                      for part, law in fit.fits.items()}
     return out
+
+
+def _point(pred: Any) -> dict[str, float]:
+    """One prediction with its interval (the component law's own: bootstrap and, under auto, its misfit)."""
+    return {"predicted": float(np.ravel(pred.value)[0]), "lower": float(np.ravel(pred.lo)[0]),
+            "upper": float(np.ravel(pred.hi)[0])}
 
 
 def run_ladder(study: Study, results: Path, out: TextIO,
@@ -198,13 +203,14 @@ def compare_components(results: Path, predictions: list[dict[str, Any]], weights
     rows = []
     for p in predictions:
         mine = _validation_trials(trials, p["run"])
-        for name, predicted in p.get("components", {}).items():
+        for name, pred in p.get("components", {}).items():
             measured = _measured(mine, result_key(name))
-            rows.append({"run": p["run"], "component": name, "weight": weights[name], "predicted": predicted,
-                         "measured": measured,
-                         "rel_error": None if measured is None else (predicted - measured) / measured})
+            rows.append({"run": p["run"], "component": name, "weight": weights[name], **pred, "measured": measured,
+                         "seeds": mine.height,
+                         "rel_error": None if measured is None else (pred["predicted"] - measured) / measured})
     return pl.DataFrame(rows, schema={"run": pl.String, "component": pl.String, "weight": pl.Float64,
-                                      "predicted": pl.Float64, "measured": pl.Float64, "rel_error": pl.Float64})
+                                      "predicted": pl.Float64, "lower": pl.Float64, "upper": pl.Float64,
+                                      "measured": pl.Float64, "seeds": pl.Int64, "rel_error": pl.Float64})
 
 
 def _validation_trials(trials: pl.DataFrame, run: str) -> pl.DataFrame:
@@ -218,11 +224,16 @@ def _measured(trials: pl.DataFrame, column: str) -> float | None:
 
 
 def _print_component_errors(out: TextIO, parts: pl.DataFrame) -> None:
-    print("  by component (predicted against measured):", file=out)
+    print("  by component (predicted against measured; inside or outside each component law's interval):",
+          file=out)
+    def word(r: dict[str, Any]) -> str:
+        if r["rel_error"] is None:
+            return f"{r['component']} -"
+        where = "in" if _inside(r["measured"], r["lower"], r["upper"]) else "out"
+        return f"{r['component']} {r['rel_error']:+.1%} ({where})"
+
     for (run,), group in parts.group_by("run", maintain_order=True):
-        errors = ", ".join(f"{r['component']} {r['rel_error']:+.1%}" if r["rel_error"] is not None
-                           else f"{r['component']} -" for r in group.iter_rows(named=True))
-        print(f"    {run}: {errors}", file=out)
+        print(f"    {run}: {', '.join(word(r) for r in group.iter_rows(named=True))}", file=out)
 
 
 def _print(out: TextIO, table: pl.DataFrame, level: float) -> None:

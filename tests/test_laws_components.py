@@ -229,7 +229,9 @@ def test_a_tinylm_ladder_predicts_its_mean_loss_from_one_law_per_domain(tmp_path
     assert saved["weights"]["loss.valid.code"] == pytest.approx(1 / 3)
     row = pl.read_csv(folder / "validation.csv").row(0, named=True)
     parts = pl.read_csv(folder / "validation_components.csv")  # which component's law missed, and by how much
-    assert parts.columns == ["run", "component", "weight", "predicted", "measured", "rel_error"]
+    assert parts.columns == ["run", "component", "weight", "predicted", "lower", "upper", "measured", "seeds",
+                             "rel_error"]
+    assert (parts["lower"] <= parts["predicted"]).all() and (parts["predicted"] <= parts["upper"]).all()
     assert parts["component"].to_list() == ["loss.valid.code", "loss.valid.arith", "loss.valid.records"]
     assert (parts["weight"] * parts["measured"]).sum() == pytest.approx(row["measured"], rel=1e-6)
     assert "big: loss.valid.code" in out.getvalue()

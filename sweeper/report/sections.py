@@ -213,9 +213,10 @@ def laws(folder: Path) -> Section | None:
     parts = folder / "laws" / "validation_components.csv"
     if parts.exists():
         section.paragraphs.append("By component: each component's law against the component's measured loss.")
-        section.tables.append(_table(["run", "component", "weight", "predicted", "measured", "error"], [
-            [r["run"], r["component"], r["weight"], r["predicted"], r["measured"] if r["measured"] is not None
-             else "-", f"{r['rel_error']:+.2%}" if r["rel_error"] is not None else "-"]
+        section.tables.append(_table(["run", "component", "weight", "predicted", "interval", "measured", "error"], [
+            [r["run"], r["component"], r["weight"], r["predicted"], f"[{r['lower']:.4g}, {r['upper']:.4g}]",
+             r["measured"] if r["measured"] is not None else "-",
+             f"{r['rel_error']:+.2%}" if r["rel_error"] is not None else "-"]
             for r in pl.read_csv(parts).iter_rows(named=True)]))
     return section
 
