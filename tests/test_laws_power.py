@@ -11,7 +11,15 @@ import pytest
 from sweeper.errors import UserError
 from sweeper.law_inputs import table_points
 from sweeper.laws.data import LawData, drop_highest
-from sweeper.laws.power import LawFit, PowerSumProblem, allocation, backtest, fit_law, percentile_interval
+from sweeper.laws.power import (
+    LawFit,
+    PowerSumProblem,
+    Prediction,
+    allocation,
+    backtest,
+    fit_law,
+    percentile_interval,
+)
 
 # The synthetic workload's law (workloads/synthetic TRUE_PARAMS), generated here with numpy at the
 # optimal learning rate, where its LR term vanishes and the law is exactly Chinchilla's form.
@@ -129,6 +137,14 @@ def test_percentile_bounds_next_to_an_infinite_replicate_are_infinite_not_nan():
     assert lo[1] == -np.inf and hi[1] == pytest.approx(2.85)
     lo, hi = percentile_interval(np.array([[1.0], [2.0], [3.0]]), 0.9)  # finite: linear interpolation as before
     assert (lo[0], hi[0]) == pytest.approx((1.1, 2.9))
+
+
+def test_a_prediction_outside_its_bootstrap_percentiles_is_held_by_its_interval():
+    # refits of resampled runs can all land on one side of the fit to every run (seen on a tiny ladder in CI)
+    pred = Prediction(np.array([2.711, 1.0, 3.0]), np.array([2.41, 1.1, np.nan]), np.array([2.709, 1.2, np.nan]), 0.9)
+    assert pred.lo.tolist()[:2] == [2.41, 1.0] and pred.hi.tolist()[:2] == [2.711, 1.2]
+    assert np.isnan(pred.lo[2]) and np.isnan(pred.hi[2])  # no bootstrap: still no interval
+    assert Prediction(2.0, 1.0, 3.0, 0.9).to_dict() == {"value": 2.0, "interval": [1.0, 3.0], "level": 0.9}
 
 
 def test_holdout_largest_backtest_on_the_synthetic_law():

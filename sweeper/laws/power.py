@@ -302,12 +302,22 @@ def check_points(data: LawData, law: str, x: str | None = None) -> None:
 
 @dataclass(frozen=True)
 class Prediction:
-    """A prediction with its bootstrap percentile interval (``lo``, ``hi`` at ``level``)."""
+    """A prediction with its bootstrap percentile interval (``lo``, ``hi`` at ``level``). The interval always
+    holds the prediction: where the refits of the resampled runs all land on one side of the fit to every run
+    (a fit at the edge of its bootstrap, as a tiny ladder's can be), the bound on the other side is stretched to
+    the prediction rather than reporting a prediction outside its own interval. A missing interval (nan) stays
+    missing."""
 
     value: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
     level: float
+
+    def __post_init__(self) -> None:
+        value, lo, hi = (np.asarray(a, dtype=float) for a in (self.value, self.lo, self.hi))
+        with np.errstate(invalid="ignore"):
+            object.__setattr__(self, "lo", np.where(np.isnan(lo), lo, np.minimum(lo, value)))
+            object.__setattr__(self, "hi", np.where(np.isnan(hi), hi, np.maximum(hi, value)))
 
     def to_dict(self) -> dict[str, Any]:
         def out(a: np.ndarray) -> Any:
