@@ -96,3 +96,27 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     assert main(["report", str(tmp_path), "-o", str(tmp_path / "missing" / "r.html")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no such directory" in err
+
+
+def test_the_laws_section_charts_a_law_in_n_and_d_and_a_power_law_in_compute(tmp_path):
+    import numpy as np
+
+    from sweeper.laws.data import LawData
+    from sweeper.laws.power import fit_law
+    from sweeper.report.sections import laws
+
+    n = np.repeat(np.geomspace(1e6, 1e8, 5), 3)
+    d = n * np.tile([10.0, 20.0, 40.0], 5)
+    loss = 1.7 + 400 / n ** 0.34 + 410 / d ** 0.28
+    data = LawData(loss=loss, n=n, d=d, c=6 * n * d, run=np.array([f"r{i}" for i in range(n.size)]))
+    (tmp_path / "analysis").mkdir()
+    fit_law(data, "chinchilla", bootstrap=10).save(tmp_path / "analysis" / "nd.json")
+    fit_law(data, "power", bootstrap=10).save(tmp_path / "analysis" / "compute.json")
+    fit_law(data, "power", "tokens", bootstrap=10).save(tmp_path / "analysis" / "tokens.json")
+    section = laws(tmp_path)
+    titles = [chart.layout.title.text for chart in section.charts]
+    assert titles == ["L = E + A * flops^-alpha with its bootstrap band",  # compute.json: files in name order
+                      "the compute-optimal loss L*(C) with its bootstrap band"]  # a law in tokens: no compute axis
+    band, line = (np.array(trace.y) for trace in section.charts[0].data[:2])
+    hi, lo = band[:60], band[60:][::-1]  # the band is drawn up its upper bound and back down its lower
+    assert np.all(lo <= line) and np.all(line <= hi) and np.all(hi > lo)

@@ -239,17 +239,19 @@ def _compute_range(folder: Path) -> tuple[float, float]:
 
 
 def _law_chart(fit: Any, span: tuple[float, float]) -> Any:
+    """A law against compute over ``span``: a law in N and D at its compute-optimal allocation, a power law in
+    compute as it stands (a power law in tokens or N has no compute axis: no chart)."""
     c = np.geomspace(*span, 60)
     if fit.law in ("chinchilla", "overtrain"):
-        opt = fit.compute_optimal(c)
-        loss = opt["loss"]
-        return figures.law(c, np.ravel(loss.value), np.ravel(loss.lo), np.ravel(loss.hi), None, "compute (FLOPs)",
-                           "the compute-optimal loss L*(C) with its bootstrap band", fit.level)
-    if fit.x == "c":
-        pred = fit.predict(c=c)
-        return figures.law(c, np.ravel(pred.value), np.ravel(pred.lo), np.ravel(pred.hi), None,
-                           "compute (FLOPs)", f"{fit.form} with its bootstrap band", fit.level)
-    return None
+        loss = fit.compute_optimal(c)["loss"]
+        title = "the compute-optimal loss L*(C) with its bootstrap band"
+    elif fit.law == "power" and fit.x in (None, "flops"):
+        loss = fit.prediction(c=c)
+        title = f"{fit.form} with its bootstrap band"
+    else:
+        return None
+    return figures.law(c, np.ravel(loss.value), np.ravel(loss.lo), np.ravel(loss.hi), None, "compute (FLOPs)",
+                       title, fit.level)
 
 
 def decide(folder: Path) -> Section | None:
