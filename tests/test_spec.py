@@ -20,6 +20,22 @@ def test_quick_study_parses():
     assert study.mixture_key == "mix"
 
 
+@pytest.mark.parametrize("path", sorted(__import__("glob").glob("studies/*.yaml")))
+def test_every_shipped_study_parses(path):
+    assert load_study(path).name
+
+
+def test_the_ladder_validates_on_runs_of_at_least_4x_its_largest_rungs_compute():
+    from sweeper.phases import run_size
+    from sweeper.space import presets_of
+
+    study = load_study("studies/ladder.yaml")
+    base = {**study.params, "seed": 0}
+    largest = max(run_size(study, {**base, **p})["flops"] for p in presets_of(study.space)["run"].values())
+    ratios = [run_size(study, {**base, **p})["flops"] / largest for p in study.laws.validate_.runs.values()]
+    assert len(ratios) >= 1 and min(ratios) >= 4.0
+
+
 def test_overrides_set_nested_keys_with_yaml_types(tmp_path):
     path = write_study(tmp_path, study_data())
     study = load_study(path, ["budget.trials=8", "search.sampler=tpe", "params.noise=0.5", "search.metric=[loss, cost]",
