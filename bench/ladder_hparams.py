@@ -13,9 +13,9 @@ batch. It prints each rung's and each validation run's batch, learning rate and 
 rules. The validation runs are never trained here: their settings are extrapolations, as a large run's are.
 
 Shapes and budgets come from the study itself (its ``run`` presets and ``laws.validate.runs``); the grid is
-relative to each rung's preset: batch x 1/16 ... 1/2, lr x 1/4 ... 1.
+relative to each rung's preset (by default batch x 1/4 ... 4, lr x 1/2 ... 2; see BATCH_SCALES).
 
-    python bench/ladder_hparams.py [--jobs 2] [--reuse]        (about 12 minutes on 2 cores; --reuse: no training)
+    python bench/ladder_hparams.py [--jobs 2] [--reuse]        (12-15 minutes on 2 cores; --reuse: no training)
 """
 
 from __future__ import annotations
@@ -38,8 +38,12 @@ RAW = Path(__file__).resolve().parent / "results" / "ladder-hparams-runs.json"
 SWEPT = ("xs_10", "xs_40", "s_10", "s_40", "m_10", "m_40", "l_10", "xl_10")
 """Both budgets of the three smallest sizes (the batch rule needs D to vary at one N), one of the two largest
 (their 40-tokens-per-parameter runs take minutes at small batches)."""
-BATCH_SCALES = (1 / 16, 1 / 8, 1 / 4, 1 / 2)
-LR_SCALES = (0.25, 0.35, 0.5, 0.71, 1.0)
+BATCH_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
+LR_SCALES = (0.5, 0.71, 1.0, 1.41, 2.0)
+"""The default grid, relative to each rung's preset: centred, so a rerun checks the study's settings. The saved
+results (bench/results/ladder-hparams*.json) swept the presets before these rules, batch 8 to 32 sequences
+growing as sqrt(N) with the lr of a sweep of the rate alone, with ``--batch-scales 0.0625 0.125 0.25 0.5
+--lr-scales 0.25 0.35 0.5 0.71 1``: their best batches were all below those presets."""
 
 
 def study_runs() -> tuple[dict, dict[str, dict], dict[str, dict], dict[str, dict[str, float]]]:
@@ -61,10 +65,10 @@ def study_runs() -> tuple[dict, dict[str, dict], dict[str, dict], dict[str, dict
     return base, presets, validation, sizes
 
 
-def grid(preset: dict) -> list[tuple[int, float]]:
+def grid(preset: dict, batch_scales: list[float], lr_scales: list[float]) -> list[tuple[int, float]]:
     """(batch, lr) pairs relative to a preset; batches rounded to whole sequences, at least 1, each once."""
-    batches = sorted({max(1, round(preset["batch_size"] * s)) for s in BATCH_SCALES})
-    return [(b, preset["lr"] * s) for b in batches for s in LR_SCALES]
+    batches = sorted({max(1, round(preset["batch_size"] * s)) for s in batch_scales})
+    return [(b, preset["lr"] * s) for b in batches for s in lr_scales]
 
 
 def train_one(config: dict, rung: str, batch: int, lr: float) -> tuple[str, int, float, float, float]:
@@ -100,33 +104,42 @@ def optimum(points: list[tuple[int, float, float]]) -> tuple[float, float, float
 def _on_edge(best: tuple[float, float, float], cells: list[tuple[int, float]]) -> str:
     """Which of the grid's bounds the optimum sits on (the grid should then be extended), or ''."""
     batches, lrs = [b for b, _ in cells], [lr for _, lr in cells]
-    edges = [name for name, value, bound in (("smallest batch", best[0], min(batches)),
-                                             ("largest batch", best[0], max(batches)),
+    if len(set(batches)) == 1:  # one batch (a preset of 1 sequence cannot go lower): no batch bound to report
+        batches = []
+    edges = [name for name, value, bound in (("smallest batch", best[0], min(batches, default=None)),
+                                             ("largest batch", best[0], max(batches, default=None)),
                                              ("lowest lr", best[1], min(lrs)), ("highest lr", best[1], max(lrs)))
-             if np.isclose(value, bound)]
+             if bound is not None and np.isclose(value, bound)]
     return ", ".join(edges)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--batch-scales", type=float, nargs="+", default=list(BATCH_SCALES))
+    parser.add_argument("--lr-scales", type=float, nargs="+", default=list(LR_SCALES))
     parser.add_argument("--reuse", action="store_true", help=f"analyse the runs saved in {RAW.name} again")
     args = parser.parse_args()
     base, presets, validation, sizes = study_runs()
-    tasks = [({**base, **presets[rung]}, rung, b, lr) for rung in SWEPT for b, lr in grid(presets[rung])]
-    tasks.sort(key=lambda t: -sizes[t[1]]["flops"] / t[2])  # the longest first, so the pool ends together
-    if args.reuse:
-        runs = [(r["rung"], r["batch"], r["lr"], r["loss"], r["wall_s"])
-                for r in json.loads(RAW.read_text())["runs"]]
+    if args.reuse:  # the saved runs, with the sizes they were swept at
+        saved = json.loads(RAW.read_text())
+        runs = [(r["rung"], r["batch"], r["lr"], r["loss"], r["wall_s"]) for r in saved["runs"]]
+        swept = saved["sizes"]
     else:
+        cells = {rung: grid(presets[rung], args.batch_scales, args.lr_scales) for rung in SWEPT}
+        tasks = [({**base, **presets[rung]}, rung, b, lr) for rung in SWEPT for b, lr in cells[rung]]
+        tasks.sort(key=lambda t: -sizes[t[1]]["flops"] / t[2])  # the longest first, so the pool ends together
         with ProcessPoolExecutor(args.jobs) as pool:
             runs = list(pool.map(train_one, *zip(*tasks, strict=True)))
+        swept = {rung: sizes[rung] for rung in SWEPT}
         RAW.parent.mkdir(parents=True, exist_ok=True)  # the runs first: the analysis can be redone from them
-        RAW.write_text(json.dumps({"runs": [dict(zip(("rung", "batch", "lr", "loss", "wall_s"), r, strict=True))
-                                            for r in runs]}))
+        RAW.write_text(json.dumps({
+            "grid": {"batch_scales": args.batch_scales, "lr_scales": args.lr_scales},
+            "presets": {r: {k: presets[r][k] for k in ("batch_size", "lr")} for r in SWEPT}, "sizes": swept,
+            "runs": [dict(zip(("rung", "batch", "lr", "loss", "wall_s"), r, strict=True)) for r in runs]}))
     best = {r: optimum([(b, lr, v) for rr, b, lr, v, _ in runs if rr == r]) for r in SWEPT}
-    n = np.log([sizes[r]["n_params"] for r in SWEPT])
-    d = np.log([sizes[r]["tokens"] for r in SWEPT])
+    n = np.log([swept[r]["n_params"] for r in SWEPT])
+    d = np.log([swept[r]["tokens"] for r in SWEPT])
     log_b = np.log([best[r][0] for r in SWEPT])
     log_lr = np.log([best[r][1] for r in SWEPT])
     batch_rule = np.polyfit(d, log_b, 1)  # log B* = slope log D + intercept
@@ -141,16 +154,16 @@ def main() -> None:
 
     shapes = {**presets, **validation}
     rows = [{"run": r, "n_params": sizes[r]["n_params"], "tokens": sizes[r]["tokens"],
-             "preset batch": shapes[r]["batch_size"], "preset lr": shapes[r]["lr"],
+             "study batch": shapes[r]["batch_size"], "study lr": shapes[r]["lr"],
              "best batch": best[r][0] if r in best else float("nan"),
              "best lr": best[r][1] if r in best else float("nan"),
              "best loss": best[r][2] if r in best else float("nan"),
-             "on the grid's edge": _on_edge(best[r], grid(presets[r])) if r in best else "",
+             "on the grid's edge": _on_edge(best[r], [(b, lr) for rr, b, lr, _, _ in runs if rr == r])
+             if r in best else "",
              **{f"rule {k}": v for k, v in rule(r).items()}} for r in [*presets, *validation]]
     print_table(rows, f"best batch and lr by rung; B* = {np.exp(batch_rule[1]):.3g} D^{batch_rule[0]:.3f}, "
                       f"lr* = {np.exp(lr_rule[0]):.3g} N^{lr_rule[1]:.3f} B*^{lr_rule[2]:.3f}")
     path = write_results("ladder-hparams", {
-        "grid": {"batch_scales": BATCH_SCALES, "lr_scales": LR_SCALES},
         "runs": [{"rung": r, "batch": b, "lr": lr, "loss": v, "wall_s": w} for r, b, lr, v, w in runs],
         "best": {r: dict(zip(("batch", "lr", "loss"), best[r], strict=True)) for r in SWEPT},
         "batch_rule": {"a": float(np.exp(batch_rule[1])), "b": float(batch_rule[0])},
