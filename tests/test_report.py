@@ -115,8 +115,8 @@ def test_the_laws_section_charts_a_law_in_n_and_d_and_a_power_law_in_compute(tmp
     fit_law(data, "power", "tokens", bootstrap=10).save(tmp_path / "analysis" / "tokens.json")
     section = laws(tmp_path)
     titles = [chart.layout.title.text for chart in section.charts]
-    assert titles == ["L = E + A * flops^-alpha with its bootstrap band",  # compute.json: files in name order
-                      "the compute-optimal loss L*(C) with its bootstrap band"]  # a law in tokens: no compute axis
+    assert titles == ["compute.json: L = E + A * flops^-alpha with its bootstrap band",  # files in name order
+                      "nd.json: the compute-optimal loss L*(C) with its bootstrap band"]  # tokens: no compute axis
     band, line = (np.array(trace.y) for trace in section.charts[0].data[:2])
     hi, lo = band[:60], band[60:][::-1]  # the band is drawn up its upper bound and back down its lower
     assert np.all(lo <= line) and np.all(line <= hi) and np.all(hi > lo)

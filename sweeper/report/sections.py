@@ -198,7 +198,7 @@ def laws(folder: Path) -> Section | None:
             section.paragraphs.append(f"Backtest without the {h['held_out']['count']} largest "
                                       f"{html.escape(str(h['held_out']['by']))} level(s): mean |relative error| "
                                       f"{h['mean_abs_rel_error']:.2%} on {h['n_test']} points.")
-        chart = _law_chart(fit, _compute_range(folder))
+        chart = _law_chart(fit, _compute_range(folder), label)
         if chart is not None:
             section.charts.append(chart)
     if validation.exists():
@@ -238,16 +238,17 @@ def _compute_range(folder: Path) -> tuple[float, float]:
     return (float(flops.min()) / 2, float(flops.max()) * 100) if flops.size else (1e15, 1e24)
 
 
-def _law_chart(fit: Any, span: tuple[float, float]) -> Any:
-    """A law against compute over ``span``: a law in N and D at its compute-optimal allocation, a power law in
-    compute as it stands (a power law in tokens or N has no compute axis: no chart)."""
+def _law_chart(fit: Any, span: tuple[float, float], label: str) -> Any:
+    """A law against compute over ``span``, titled by ``label`` (its file, and component): a law in N and D at
+    its compute-optimal allocation, a power law in compute as it stands (a power law in tokens or N has no
+    compute axis: no chart)."""
     c = np.geomspace(*span, 60)
     if fit.law in ("chinchilla", "overtrain"):
         loss = fit.compute_optimal(c)["loss"]
-        title = "the compute-optimal loss L*(C) with its bootstrap band"
+        title = f"{label}: the compute-optimal loss L*(C) with its bootstrap band"
     elif fit.law == "power" and fit.x in (None, "flops"):
         loss = fit.prediction(c=c)
-        title = f"{fit.form} with its bootstrap band"
+        title = f"{label}: {fit.form} with its bootstrap band"
     else:
         return None
     return figures.law(c, np.ravel(loss.value), np.ravel(loss.lo), np.ravel(loss.hi), None, "compute (FLOPs)",
