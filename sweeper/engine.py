@@ -84,6 +84,15 @@ def build_scheduler(study: Study, plan: RunPlan):
     return FIFOScheduler()
 
 
+def _single_node() -> bool:
+    """Whether Ray runs on one node, where trials may reuse each other's actors (faster for many short trials).
+    On a cluster they do not: after a worker node dies, Tune can hand a trial's retries to cached actors that
+    lived there, and the trial uses up its ``max_failures`` without ever running."""
+    import ray
+
+    return sum(1 for node in ray.nodes() if node.get("Alive")) <= 1
+
+
 def _cost_stopper(progress: StudyProgress, max_cost: float | None):
     from ray import tune
 
@@ -273,7 +282,7 @@ def run_phase(study: Study, results: Path, out: TextIO, rich: bool | None, sourc
             num_samples=remaining,
             max_concurrent_trials=study.budget.concurrent,
             time_budget_s=study.budget.max_wall_s,
-            reuse_actors=True,
+            reuse_actors=_single_node(),
             trial_dirname_creator=lambda trial: trial.trial_id,
         ),
         run_config=tune.RunConfig(
