@@ -75,7 +75,7 @@ def two_node_cluster(tmp_path):
 
 def test_study_survives_losing_a_worker_node(tmp_path, two_node_cluster):
     data = study_data(name="cluster", params={"steps": 20, "sleep_s": 0.05}, budget={"trials": 8, "concurrent": 2},
-                      max_failures=5)  # a trial can land on the dead node's cached actors more than once
+                      max_failures=5)  # a retry can still be placed on the dying node before Ray marks it dead
     path = write_study(tmp_path, data)
     results = tmp_path / "results"
     log = tmp_path / "run.log"
