@@ -286,3 +286,5 @@ def test_with_too_few_sizes_to_backtest_the_fit_says_so_and_adds_no_misfit():
     assert fit.backtest_summary().startswith("no backtest: too few sizes")
     full = fit_components(parts, {"slow": 0.5, "fast": 0.5}, target, "chinchilla", bootstrap=0)
     assert full.backtest_summary().startswith("backtests (fit without the 1, 2 largest sizes")
+    signed = full.backtest["sum"]["mean_rel_error"]  # and which way the misses leaned
+    assert f"(on average {abs(signed):.2%} {'low' if signed < 0 else 'high'})" in full.backtest_summary()

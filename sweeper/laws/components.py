@@ -85,6 +85,9 @@ class ComponentFit:
             return "no backtest: too few sizes to fit without the largest, so the interval is the bootstrap's alone"
         text = (f"backtests (fit without the {', '.join(map(str, bt.get('holdouts', [])))} largest sizes, predict "
                 f"them): the components' sum {summed:.2%} mean error")
+        signed = bt["sum"].get("mean_rel_error")
+        if isinstance(signed, (int, float)) and signed:  # which way the misses leaned: a hint of how the next will
+            text += f" (on average {abs(signed):.2%} {'low' if signed < 0 else 'high'})"
         return text + (f", the loss fitted alone {alone:.2%}" if isinstance(alone, (int, float)) else "")
 
     def predict(self, n: Any = None, d: Any = None, c: Any = None) -> np.ndarray:
