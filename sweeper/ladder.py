@@ -162,12 +162,15 @@ def run_ladder(study: Study, results: Path, out: TextIO,
     presets = {name: dict(params) for name, params in spec.validate_.runs.items()}
     run_phase(follow_up_study(study, presets, list(spec.validate_.seeds), params=dict(study.params)),
               VALIDATE_PHASE)
-    table = compare(study, results, predictions)
+    from sweeper.results import StudyResults
+
+    trials = StudyResults(results).finished_trials(VALIDATE_PHASE)  # read once, for both comparisons
+    table = compare(study, trials, predictions)
     table.write_csv(folder / "validation.csv")
     summary["validation"] = table.to_dicts()
     _print(out, table, fit.level)
     if fit.law == "components":
-        parts = compare_components(results, predictions, fit.weights)
+        parts = compare_components(trials, predictions, fit.weights)
         parts.write_csv(folder / "validation_components.csv")
         summary["validation_components"] = parts.to_dicts()
         _print_component_errors(out, parts)
@@ -175,12 +178,10 @@ def run_ladder(study: Study, results: Path, out: TextIO,
     return summary
 
 
-def compare(study: Study, results: Path, predictions: list[dict[str, Any]]) -> pl.DataFrame:
-    """Predicted against measured (mean over the validation seeds) for every validation run."""
-    from sweeper.results import StudyResults
-
+def compare(study: Study, trials: pl.DataFrame, predictions: list[dict[str, Any]]) -> pl.DataFrame:
+    """Predicted against measured (mean over the validation seeds) for every validation run; ``trials``: the
+    finished trials of the validation phase."""
     loss = _loss_key(study)
-    trials = StudyResults(results).finished_trials(VALIDATE_PHASE)
     rows = []
     for p in predictions:
         mine = _validation_trials(trials, p["run"])
@@ -195,11 +196,10 @@ def compare(study: Study, results: Path, predictions: list[dict[str, Any]]) -> p
                                       "rel_error": pl.Float64})
 
 
-def compare_components(results: Path, predictions: list[dict[str, Any]], weights: dict[str, float]) -> pl.DataFrame:
-    """Each validation run's components: predicted (before it trained) against measured (mean over seeds)."""
-    from sweeper.results import StudyResults
-
-    trials = StudyResults(results).finished_trials(VALIDATE_PHASE)
+def compare_components(trials: pl.DataFrame, predictions: list[dict[str, Any]],
+                       weights: dict[str, float]) -> pl.DataFrame:
+    """Each validation run's components: predicted (before it trained) against measured (mean over seeds);
+    ``trials``: the finished trials of the validation phase."""
     rows = []
     for p in predictions:
         mine = _validation_trials(trials, p["run"])

@@ -36,8 +36,7 @@ def print_law_fit(fit: Any, output: str | None, plots: list[Path]) -> None:
         print(f"law chosen by backtest (mean |rel err| predicting the {' and '.join(map(str, auto['holdouts']))} "
               f"largest {auto['holdout_by']} levels from the rest): {scores} -> {auto['chosen']}")
         if fit.misfit:
-            print(f"  its extrapolation error, {fit.misfit['rate']:.3f} in log loss per unit of log "
-                  f"{fit.misfit['by']} beyond {fit.misfit['fitted_max']:.3g}, widens every interval beyond the data")
+            print(_misfit_line(fit.misfit, "its"))
     if fit.law in ("chinchilla", "overtrain"):
         _, _, _, alpha, beta = fit.nd_vector()
         s = alpha + beta
@@ -72,7 +71,12 @@ def print_component_fit(fit: Any, output: str | None) -> None:
         print(f"  {name} (weight {fit.weights[name]:g}): {part.law} law, {params}")
     print(fit.backtest_summary())
     if fit.misfit:
-        print(f"  the sum's extrapolation error, {fit.misfit['rate']:.3f} in log loss per unit of log N beyond "
-              f"{fit.misfit['fitted_max']:.3g}, widens every interval beyond the data")
+        print(_misfit_line(fit.misfit, "the sum's"))
     print(f"{fit.n_points} points from {fit.n_runs} runs; {fit.level:.0%} intervals: `sweeper predict law "
           f"{output or 'FIT.json'} --n N --d D`" + ("" if output else " (write it with -o)"))
+
+
+def _misfit_line(misfit: dict[str, Any], whose: str) -> str:
+    """How a fit's backtest extrapolation error widens its intervals, in words."""
+    return (f"  {whose} extrapolation error, {misfit['rate']:.3f} in log loss per unit of log {misfit['by']} beyond "
+            f"{misfit['fitted_max']:.3g}, widens every interval beyond the data")
