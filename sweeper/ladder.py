@@ -84,6 +84,7 @@ def fit_ladder(study: Study, results: Path) -> Any:
     ``laws.components`` one law to each component, their weighted sum predicting the loss."""
     from sweeper.law_inputs import law_points
     from sweeper.laws.power import fit_law
+    from sweeper.laws.select import WINDOW_SHARES
     from sweeper.results import StudyResults
 
     spec = study.laws
@@ -95,9 +96,10 @@ def fit_ladder(study: Study, results: Path) -> Any:
         return law_points(folder, column, n=n_column, d="tokens", c="flops", phase="search")
 
     data = points(loss)
+    windows = WINDOW_SHARES if spec.windows else (0.0,)
     if not spec.components:
         return fit_law(data, spec.law, "flops" if spec.law == "power" else None, bootstrap=spec.bootstrap,
-                       level=spec.level, seed=study.seed)
+                       level=spec.level, seed=study.seed, windows=windows)
     from sweeper.laws.components import fit_components
 
     columns = {name: result_key(name) for name in spec.components}
@@ -109,7 +111,7 @@ def fit_ladder(study: Study, results: Path) -> Any:
     parts = {name: replace(points(column), source=f"{results} {name}") for name, column in columns.items()}
     try:
         return fit_components(parts, spec.components, data, spec.law, bootstrap=spec.bootstrap, level=spec.level,
-                              seed=study.seed)
+                              seed=study.seed, windows=windows)
     except ParameterError as exc:  # the weights are the study's laws.components
         raise UserError(exc.render("laws.components")) from None
 

@@ -205,6 +205,8 @@ class LawsSpec(_Strict):
     n: str = Field("n_params", description="column of the parameter count N: a metric or a cfg.* column")
     level: float = Field(0.9, gt=0, lt=1, description="interval level of the predictions")
     bootstrap: int = Field(200, ge=0)
+    windows: bool = Field(False, description="auto also backtests fitting without the smallest 25%, 50% or 75% "
+                          "of the sizes, and keeps a window that extrapolated better")
     components: dict[str, float] | None = Field(
         None, description="metric -> weight: the loss is this weighted sum; fit a law to each, predict the sum")
     validate_: LawsValidateSpec | None = Field(None, alias="validate")
@@ -223,6 +225,12 @@ class LawsSpec(_Strict):
         if bad:
             raise ValueError(f"{', '.join(bad)}: expected a positive number as the weight")
         return v
+
+    @model_validator(mode="after")
+    def _windows_with_auto(self) -> LawsSpec:
+        if self.windows and self.law != "auto":
+            raise ValueError(f"windows: only with law auto (fit windows are chosen by backtest), not {self.law}")
+        return self
 
 
 class DecideSpec(_Strict):

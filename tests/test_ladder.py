@@ -60,4 +60,6 @@ def test_a_ladder_too_short_or_a_validation_too_small_is_refused_before_training
     small = {"runs": {"tiny": {"n_params": 1e6, "tokens": 2e7}}}
     with pytest.raises(UserError, match="laws.validate.runs.tiny: .* no larger than the ladder's largest run"):
         run_study(ladder_study(validate=small), tmp_path / "b", stream=io.StringIO(), rich=False)
+    with pytest.raises(UserError, match="laws: .*windows: only with law auto .*not chinchilla"):
+        ladder_study(windows=True)
     assert not (tmp_path / "a" / "rows").exists() and not (tmp_path / "b" / "rows").exists()

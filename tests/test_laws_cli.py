@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -79,6 +80,8 @@ def test_user_errors(tmp_path):
         cli(fit_law, [str(study), "--from", "x.csv", "--loss", "m.loss"])
     with pytest.raises(UserError, match="no such column"):
         cli(fit_law, [str(study), "--loss", "m.nope"])
+    with pytest.raises(UserError, match="--windows: only with --law auto"):
+        cli(fit_law, [str(study), "--loss", "m.loss", "--law", "power", "--windows"])
     with pytest.raises(UserError, match="needs at least 6"):
         cli(fit_law, [str(study), "--loss", "m.loss", "--drop-highest", "5"])
     with pytest.raises(UserError, match="no such file"):
@@ -119,3 +122,20 @@ def test_end_to_end_on_a_real_synthetic_study(tmp_path, ray_session, capsys):
     assert cli(predict_law, [str(out), "--n", "1e8", "--d", "1e10", "--json"]) == 0
     pred = json.loads(capsys.readouterr().out)
     assert pred["loss"]["value"] == pytest.approx(expected_loss(1e8, 1e10, 3e-3), rel=0.03)
+
+
+def test_fit_law_windows_leave_out_the_smallest_sizes_when_backtests_say_so(tmp_path, capsys):
+    from tests.test_laws_select import bent_at_small_sizes, ladder
+
+    data = ladder(bent_at_small_sizes, sizes=tuple(np.geomspace(1e6, 1.28e8, 8)), multipliers=(10, 40))
+    table = tmp_path / "runs.csv"
+    pl.DataFrame({"params": data.n, "tokens": data.d, "loss": data.loss}).write_csv(table)
+    out = tmp_path / "w.json"
+    assert cli(fit_law, ["--from", str(table), "--n", "params", "--d", "tokens", "--loss", "loss", "--windows",
+                         "--bootstrap", "20", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "w/o smallest 25%" in printed and "fit window:" in printed
+    raw = json.loads(out.read_text())
+    window = raw["fit"]["window"]
+    assert window["by"] == "n" and raw["n_points"] == 16 - window["points_dropped"]
+    assert "w/o smallest" in raw["fit"]["auto"]["chosen"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sweeper.errors import UserError
-from sweeper.laws.data import LawData
+from sweeper.errors import ParameterError, UserError
+from sweeper.laws.data import LawData, drop_smallest
 from sweeper.laws.power import LawFit, backtest, chinchilla_vector, evaluate_law, fit_law
-from sweeper.laws.select import candidates, holdout_counts, select_law
+from sweeper.laws.select import WINDOW_SHARES, candidates, holdout_counts, select_law
 
 K = 6.0
 
@@ -88,3 +88,51 @@ def test_a_backtest_of_auto_chooses_on_the_training_part_and_reports_coverage():
     out = backtest(data, "auto", count=1, bootstrap=30, level=0.9)
     assert out["law"] in ("overtrain", "chinchilla") and out["misfit"] is not None
     assert out["held_out"]["by"] == "n" and 0.0 <= out["interval_coverage"] <= 1.0
+
+
+def bent_at_small_sizes(n, d):
+    """The overtrain law plus a term that only the smallest models feel (as tiny models fall off a trend)."""
+    return overtrain_law(n, d) + 0.5 * (n / 2e6) ** -2.0
+
+
+def test_a_fit_window_drops_the_smallest_levels_and_keeps_at_least_three():
+    data = ladder(chinchilla_law, sizes=(1e6, 2e6, 4e6, 8e6, 1.6e7, 3.2e7, 6.4e7, 1.28e8), multipliers=(10, 20))
+    assert drop_smallest(data, "n", 0.0) is data
+    half = drop_smallest(data, "n", 0.5)
+    assert sorted(set(half.n)) == [1.6e7, 3.2e7, 6.4e7, 1.28e8] and len(half) == 8
+    assert len(drop_smallest(data, "n", 0.3)) == 12  # floor(0.3 x 8) = 2 sizes of 2 runs dropped
+    with pytest.raises(ParameterError, match=r"ladder: window: dropping 6 of 8 N \(parameters\) values leaves fewer"):
+        drop_smallest(data, "n", 0.75)
+
+
+def test_auto_with_windows_fits_near_the_sizes_it_predicts_when_the_small_ones_bend():
+    data = ladder(bent_at_small_sizes, sizes=tuple(np.geomspace(1e6, 1.28e8, 8)), multipliers=(10, 40))
+    fit = select_law(data, bootstrap=20, windows=WINDOW_SHARES)
+    scores, chosen = fit.info["auto"]["scores"], fit.info["auto"]["chosen"]
+    assert "overtrain w/o smallest 25%" in scores and "w/o smallest" in chosen
+    assert scores[chosen]["mean_abs_rel_error"] < scores["overtrain"]["mean_abs_rel_error"]
+    window = fit.info["window"]
+    assert window["by"] == "n" and window["points_dropped"] > 0 and fit.n_points == len(data) - window["points_dropped"]
+    assert fit.samples.shape[0] == 20 and np.isfinite(fit.samples).all()
+    # the outer check: predicting the largest size from the rest, auto with windows errs less than without
+    with_windows = backtest(data, "auto", count=1, bootstrap=0, windows=WINDOW_SHARES)
+    without = backtest(data, "auto", count=1, bootstrap=0)
+    assert with_windows["mean_abs_rel_error"] < without["mean_abs_rel_error"]
+    assert select_law(data, bootstrap=0).info["auto"]["chosen"] in ("chinchilla", "overtrain", "power(flops)")
+
+
+def test_a_windowed_bootstrap_draws_the_replicates_of_the_unwindowed_one():
+    data = ladder(overtrain_law, sizes=(1e6, 2e6, 4e6, 8e6, 1.6e7, 3.2e7), multipliers=(10, 20, 40), noise=0.003)
+    plain = fit_law(data, "overtrain", bootstrap=30, seed=3)
+    everything = fit_law(data, "overtrain", bootstrap=30, seed=3, window={"by": "n", "from": 1e6})
+    np.testing.assert_allclose(everything.samples, plain.samples)  # same runs drawn, replicate by replicate
+    top = fit_law(data, "overtrain", bootstrap=30, seed=3, window={"by": "n", "from": 4e6})
+    assert top.n_points == 12 and top.info["window"]["from"] == 4e6 and np.isfinite(top.samples).all()
+
+
+def test_windows_are_only_for_auto_and_only_shares_below_one():
+    data = ladder(chinchilla_law)
+    with pytest.raises(ParameterError, match="windows: .*only with law auto"):
+        fit_law(data, "chinchilla", bootstrap=0, windows=WINDOW_SHARES)
+    with pytest.raises(ParameterError, match=r"windows: \[0.0, 1.0\]: expected shares"):
+        select_law(data, bootstrap=0, windows=(0.0, 1.0))

@@ -56,6 +56,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="fit every reported checkpoint of finished and pruned runs, not only final losses")
     parser.add_argument("--min-fraction", type=float, default=0.1, metavar="F",
                         help="with --intermediate, skip checkpoints before F of a run's tokens (default 0.1)")
+    parser.add_argument("--windows", action="store_true",
+                        help="with --law auto: also backtest each form fitted without the smallest 25%%, 50%% or "
+                        "75%% of the sizes (laws fitted near the sizes they predict often extrapolate better), "
+                        "and keep the window that erred least")
     parser.add_argument("--drop-highest", type=int, default=0, metavar="K",
                         help="drop the K highest-loss points first (outliers at tiny scale)")
     parser.add_argument("--holdout-largest", type=int, nargs="?", const=1, default=None, metavar="K",
@@ -84,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from sweeper.errors import UserError
     from sweeper.laws import data as lawdata
     from sweeper.laws.power import X_NAMES, backtest, fit_law
+    from sweeper.laws.select import WINDOW_SHARES
 
     if bool(args.dir) == bool(args.table):
         raise UserError("fit law: give a study folder DIR or --from TABLE (one of them)")
@@ -95,13 +100,16 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--flops-per-token-param: {args.flops_per_token_param}: expected a positive number")
     if not 0 <= args.min_fraction < 1:
         raise UserError(f"--min-fraction: {args.min_fraction}: expected a number in [0, 1)")
+    if args.windows and args.law != "auto":
+        raise UserError(f"--windows: only with --law auto (fit windows are chosen by backtest), not {args.law}")
     if args.components:
         return _fit_components(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         data = lawdata.drop_highest(_points(args, args.loss), args.drop_highest)
         options = {"bootstrap": args.bootstrap, "by": args.by, "level": args.level, "seed": args.seed,
-                   "optimizer": args.optimizer, "flops_per_token_param": args.flops_per_token_param}
+                   "optimizer": args.optimizer, "flops_per_token_param": args.flops_per_token_param,
+                   **({"windows": WINDOW_SHARES} if args.windows else {})}
         fit = fit_law(data, args.law, args.x, **options)
         fit.data.update({"intermediate": args.intermediate, "drop_highest": args.drop_highest})
         if args.holdout_largest is not None:
@@ -158,6 +166,7 @@ def _fit_components(args: argparse.Namespace) -> int:
     """``--components``: one law per component, the sum predicted; printed, and written with -o."""
     from sweeper.errors import UserError
     from sweeper.laws.components import fit_components
+    from sweeper.laws.select import WINDOW_SHARES
 
     unsupported = [flag for flag, used in (("--intermediate", args.intermediate), ("--drop-highest",
                    args.drop_highest), ("--holdout-largest", args.holdout_largest is not None),
@@ -172,7 +181,8 @@ def _fit_components(args: argparse.Namespace) -> int:
         parts = {name: replace(_points(args, name), source=f"{target.source} {name}") for name in weights}
         fit = fit_components(parts, weights, target, args.law, bootstrap=args.bootstrap, level=args.level,
                              seed=args.seed, optimizer=args.optimizer,
-                             flops_per_token_param=args.flops_per_token_param)
+                             flops_per_token_param=args.flops_per_token_param,
+                             **({"windows": WINDOW_SHARES} if args.windows else {}))
     for message in dict.fromkeys(str(w.message) for w in caught):
         print(f"sweeper: warning: {message}", file=sys.stderr)
     if args.output:

@@ -7,6 +7,7 @@ bootstrap can resample whole runs.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -150,6 +151,20 @@ def distinct_levels(values: np.ndarray, rtol: float = 1e-3) -> np.ndarray:
     labels = np.empty(len(values), dtype=int)
     labels[order] = step
     return labels
+
+
+def drop_smallest(data: LawData, by: str, share: float, min_levels: int = 3) -> LawData:
+    """Drop the smallest ``floor(share x levels)`` levels of ``by`` (``n``, ``d`` or ``c``), keeping at least
+    ``min_levels`` of them: a fit window that starts nearer the sizes it predicts."""
+    levels = distinct_levels(data.get(by))
+    n_levels = int(levels.max()) + 1
+    dropped = math.floor(share * n_levels)
+    if dropped <= 0:
+        return data
+    if n_levels - dropped < min_levels:
+        raise ParameterError("window", f"dropping {dropped} of {n_levels} {VARIABLES[by]} values leaves fewer "
+                             f"than {min_levels}", source=data.source)
+    return data.take(np.flatnonzero(levels >= dropped))
 
 
 def split_largest(data: LawData, by: str, count: int = 1) -> tuple[LawData, LawData]:

@@ -732,21 +732,30 @@ def _problem(data: LawData, law: str, x: str | None, delta: float,
 def fit_law(data: LawData, law: str = "chinchilla", x: str | None = None, *, bootstrap: int = 200,
             by: str = "run", level: float = 0.95, seed: int = 0, delta: float = HUBER_DELTA,
             optimizer: str = "trf", grid: np.ndarray = EXPONENT_GRID, n_starts: int = 8,
-            flops_per_token_param: float = FLOPS_PER_TOKEN_PARAM) -> LawFit:
+            flops_per_token_param: float = FLOPS_PER_TOKEN_PARAM, window: dict[str, Any] | None = None,
+            windows: Sequence[float] = (0.0,)) -> LawFit:
     """Fit ``law`` ("chinchilla", "overtrain" or "power" in ``x`` = "flops" | "tokens" | "n") with bootstrap
     intervals.
 
     ``by`` is the bootstrap's resampling unit: "run" (each run, and so each seed, with all its points)
     or "size" (all runs of a model size together: wider, honest when sizes are few and runs many).
     ``flops_per_token_param`` is k in C = k N D, used by compute-optimal allocation and predictions.
-    ``law="auto"`` chooses the form by backtest (`sweeper.laws.select.select_law`).
+    ``window`` (``{"by": "n", "from": 2e7}``) fits only the points from that value of ``n``, ``d`` or ``c`` up;
+    the bootstrap still resamples the runs of all ``data`` and windows each replicate, so fits of several
+    losses measured on the same runs (one per component) stay paired replicate by replicate.
+    ``law="auto"`` chooses the form by backtest (`sweeper.laws.select.select_law`), and the window among
+    ``windows`` (shares of the smallest levels to drop, e.g. `sweeper.laws.select.WINDOW_SHARES`; default
+    none dropped).
     """
     if law == "auto":
         from sweeper.laws.select import select_law
 
         return select_law(data, x if x else None, bootstrap=bootstrap, by=by, level=level, seed=seed, delta=delta,
                           optimizer=optimizer, grid=grid, n_starts=n_starts,
-                          flops_per_token_param=flops_per_token_param)
+                          flops_per_token_param=flops_per_token_param, windows=windows)
+    if tuple(windows) != (0.0,):
+        raise ParameterError("windows", f"{list(windows)}: fit windows are chosen by backtest, only with law auto")
+    full, data = data, in_window(data, window)
     if law == "power":
         x = x or "flops"
         if x not in X_NAMES:
@@ -768,8 +777,8 @@ def fit_law(data: LawData, law: str = "chinchilla", x: str | None = None, *, boo
         best = minimise(problem, problem.grid_starts(grid, n_starts), optimizer)
         fit_s = time.perf_counter() - t0
         t1 = time.perf_counter()
-        samples = (_bootstrap(data, law, x, best, bootstrap, by, seed, delta, optimizer, flops_per_token_param)
-                   if bootstrap > 0 else None)
+        samples = (_bootstrap(full, law, x, best, bootstrap, by, seed, delta, optimizer, flops_per_token_param,
+                              window) if bootstrap > 0 else None)
     names = param_names(law)
     resid = problem.residuals(best.theta)
     noise = float(1.4826 * np.median(np.abs(resid - np.median(resid))))
@@ -786,7 +795,7 @@ def fit_law(data: LawData, law: str = "chinchilla", x: str | None = None, *, boo
         info={"optimizer": optimizer, "starts": best.starts, "starts_at_optimum": best.agree,
               "other_optima": [dict(zip(names, map(float, o), strict=True)) for o in best.others],
               "fit_s": round(fit_s, 4), "bootstrap_s": round(time.perf_counter() - t1, 4),
-              "at_bounds": bounded},
+              "at_bounds": bounded, **({"window": dict(window)} if window else {})},
         data={"source": data.source, "columns": data.columns}, noise=noise,
     )
 
@@ -813,15 +822,42 @@ def refit(data: LawData, law: str, x: str | None, starts: Sequence[np.ndarray], 
     return minimise(problem, [problem.internal(v) for v in starts], optimizer).natural
 
 
+def in_window(data: LawData, window: dict[str, Any] | None) -> LawData:
+    """The points of ``data`` inside a fit window (``{"by": "n", "from": value}``: from that value up)."""
+    if not window:
+        return data
+    return data.take(np.flatnonzero(data.get(window["by"]) >= window["from"] * (1 - 1e-9)))
+
+
 def _bootstrap(data: LawData, law: str, x: str | None, best: Optimum, replicates: int, by: str, seed: int,
-               delta: float, optimizer: str, k: float = FLOPS_PER_TOKEN_PARAM) -> np.ndarray:
-    """Refit on ``replicates`` resamples of whole runs (or sizes), each from the full-data optimum and the
-    other local optima the full fit found; returns the natural parameters, one row per replicate."""
+               delta: float, optimizer: str, k: float = FLOPS_PER_TOKEN_PARAM,
+               window: dict[str, Any] | None = None) -> np.ndarray:
+    """Refit on ``replicates`` resamples of whole runs (or sizes) of ``data``, each cut to the fit window and
+    fitted from the optimum and the other local optima the fit found; the natural parameters, one row per
+    replicate."""
     units = resampling_units(data, law, x, by)
     rng = np.random.default_rng(seed)
     starts = [best.natural, *best.others]
-    return np.stack([refit(data.take(resample(units, rng)), law, x, starts, delta, optimizer, k)
-                     for _ in range(replicates)])
+    draws = [resample(units, rng) for _ in range(replicates)]  # one stream, whatever the window
+    return np.stack([refit(_windowed(data, units, index, window, law, x, (seed, i)), law, x, starts, delta,
+                           optimizer, k) for i, index in enumerate(draws)])
+
+
+def _windowed(data: LawData, units: list[np.ndarray], index: np.ndarray, window: dict[str, Any] | None, law: str,
+              x: str | None, key: tuple[int, int], attempts: int = 50) -> LawData:
+    """One replicate cut to the fit window. A replicate whose window cannot identify the law (too few of its
+    runs fell inside) is drawn again from a stream of its own (``key`` and the attempt), so the other
+    replicates stay those of every fit with the same seed; after ``attempts``, the window's own points."""
+    sample = in_window(data.take(index), window)
+    if not window:
+        return sample
+    for attempt in range(1, attempts + 1):
+        try:
+            check_points(sample, law, x)
+            return sample
+        except UserError:
+            sample = in_window(data.take(resample(units, np.random.default_rng([*key, attempt]))), window)
+    return in_window(data, window)
 
 
 def backtest(data: LawData, law: str = "chinchilla", x: str | None = None, *, holdout_by: str | None = None,

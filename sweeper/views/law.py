@@ -35,6 +35,10 @@ def print_law_fit(fit: Any, output: str | None, plots: list[Path]) -> None:
                            else f"{name} -" for name, v in auto["scores"].items())
         print(f"law chosen by backtest (mean |rel err| predicting the {' and '.join(map(str, auto['holdouts']))} "
               f"largest {auto['holdout_by']} levels from the rest): {scores} -> {auto['chosen']}")
+        window = info.get("window")
+        if window:
+            print(f"fit window: {window['points_dropped']} points below {window['by']} {window['from']:.4g} left "
+                  f"out (the smallest {window['share']:.0%} of the levels; the bootstrap draws from every run)")
         if fit.misfit:
             print(_misfit_line(fit.misfit, "its"))
     if fit.law in ("chinchilla", "overtrain"):
