@@ -14,7 +14,8 @@
    to 50% of its tokens, predict the rest), every form and ``auto``: the mean and worst relative error of the
    held-out predictions and how often the 90% interval covers them. Beside it, each form fitted to all of
    the Chinchilla table, the held-out sizes included: its error on those sizes is a floor that no
-   extrapolation with that form can be expected to beat.
+   extrapolation with that form can be expected to beat. ``auto + windows`` also lets each form drop the
+   smallest 25/50/75% of the sizes (or, on a curve, of the checkpoints) when its backtests say so.
 6. The command a user runs, end to end: ``sweeper fit law`` on the Chinchilla table with ``--law auto``
    (start-up, reading the table, the backtests, the 200-replicate bootstrap, the printout), wall time of
    ``--repeats`` runs against issue 14's 2 s.
@@ -42,6 +43,7 @@ from sweeper.law_inputs import table_points  # noqa: E402
 from sweeper.laws.curves import Curve, fit_annealing, lr_areas, predict_final  # noqa: E402
 from sweeper.laws.data import LawData, drop_highest, split_largest  # noqa: E402
 from sweeper.laws.power import PowerSumProblem, backtest, fit_law  # noqa: E402
+from sweeper.laws.select import WINDOW_SHARES  # noqa: E402
 from workloads.synthetic import TRUE_PARAMS, optimal_lr, train  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -326,15 +328,17 @@ def _scores(rel: list[np.ndarray], covered: list[np.ndarray]) -> dict:
 
 def bench_forms_chinchilla(data: LawData, bootstrap: int = 100) -> list[dict]:
     rows = []
-    for law in ("chinchilla", "overtrain", "power", "auto"):
+    for law, windows in (("chinchilla", ()), ("overtrain", ()), ("power", ()), ("auto", ()),
+                         ("auto", WINDOW_SHARES)):
         t0 = time.perf_counter()
         out = backtest(data, law, None if law != "power" else "flops", count=3, bootstrap=bootstrap, level=0.9,
-                       holdout_by="n")
+                       holdout_by="n", **({"windows": windows} if windows else {}))
         points = out["points"]
         rel = np.array([(p["predicted"] - p["loss"]) / p["loss"] for p in points])
         cov = np.array([p["interval"][0] <= p["loss"] <= p["interval"][1] for p in points])
-        rows.append({"table": "chinchilla (3 largest N held out)", "form": law if law != "auto" else
-                     f"auto -> {out['law']}", **_scores([rel], [cov]), "s": round(time.perf_counter() - t0, 2)})
+        form = law if law != "auto" else f"auto{' + windows' if windows else ''} -> {out['law']}"
+        rows.append({"table": "chinchilla (3 largest N held out)", "form": form, **_scores([rel], [cov]),
+                     "s": round(time.perf_counter() - t0, 2)})
     return rows
 
 
@@ -414,17 +418,19 @@ def datablations_curves(fit_from: float = 0.1, fit_to: float = 0.5,
 
 
 def bench_forms_curves(label: str, curves: list[tuple[str, LawData, LawData]], bootstrap: int = 50) -> list[dict]:
-    """Every curve's fitted part fitted by the power law in tokens and by ``auto``, its held-out part predicted."""
+    """Every curve's fitted part fitted by the power law in tokens and by ``auto`` (without and with fit
+    windows), its held-out part predicted."""
     import warnings
 
     rows = []
-    for law in ("power", "auto"):
+    for law, windows in (("power", ()), ("auto", ()), ("auto", WINDOW_SHARES)):
         rel, cov, failed, t0 = [], [], 0, time.perf_counter()
         for _, fit_part, held in curves:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    fit = fit_law(fit_part, law, "tokens", bootstrap=bootstrap, level=0.9)
+                    fit = fit_law(fit_part, law, "tokens", bootstrap=bootstrap, level=0.9,
+                                  **({"windows": windows} if windows else {}))
             except Exception:  # noqa: BLE001 - a curve no form can fit is counted, not fatal
                 failed += 1
                 continue
@@ -432,7 +438,8 @@ def bench_forms_curves(label: str, curves: list[tuple[str, LawData, LawData]], b
             rel.append((pred.value - held.loss) / held.loss)
             cov.append((held.loss >= pred.lo) & (held.loss <= pred.hi))
         rows.append({"table": f"{label} ({len(curves)} curves, {failed} unfitted)",
-                     "form": f"{law}(tokens)" if law == "power" else "auto", **_scores(rel, cov),
+                     "form": f"{law}(tokens)" if law == "power" else f"auto{' + windows' if windows else ''}",
+                     **_scores(rel, cov),
                      "s": round(time.perf_counter() - t0, 2)})
     return rows
 

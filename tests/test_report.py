@@ -120,3 +120,21 @@ def test_the_laws_section_charts_a_law_in_n_and_d_and_a_power_law_in_compute(tmp
     band, line = (np.array(trace.y) for trace in section.charts[0].data[:2])
     hi, lo = band[:60], band[60:][::-1]  # the band is drawn up its upper bound and back down its lower
     assert np.all(lo <= line) and np.all(line <= hi) and np.all(hi > lo)
+
+
+def test_the_laws_section_says_which_points_a_fit_window_left_out(tmp_path):
+    import numpy as np
+
+    from sweeper.laws.data import LawData
+    from sweeper.laws.power import fit_law
+    from sweeper.report.sections import laws
+
+    n = np.repeat(np.geomspace(1e6, 1e8, 5), 2)
+    d = n * np.tile([10.0, 40.0], 5)
+    data = LawData(loss=1.7 + 400 / n ** 0.34 + 410 / d ** 0.28, n=n, d=d, c=6 * n * d,
+                   run=np.array([f"r{i}" for i in range(n.size)]))
+    (tmp_path / "analysis").mkdir()
+    fit_law(data, "chinchilla", bootstrap=5, window={"by": "n", "from": 1e6 * 10 ** 0.5, "share": 0.25,
+                                                     "points_dropped": 2}).save(tmp_path / "analysis" / "w.json")
+    text = " ".join(laws(tmp_path).paragraphs)
+    assert "(8 points, 8 runs; 2 points below n 3.162e+06 left out by backtest)" in text

@@ -191,8 +191,11 @@ def laws(folder: Path) -> Section | None:
     section = Section("laws", "Scaling laws")
     section.paragraphs += notes
     for label, fit in fits:
+        window = fit.info.get("window") if isinstance(fit.info.get("window"), dict) else None
+        left_out = (f"; {window['points_dropped']} points below {html.escape(str(window['by']))} "
+                    f"{window['from']:.4g} left out by backtest" if window else "")
         section.paragraphs.append(f"{html.escape(label)}: {html.escape(fit.form)} ({fit.n_points} points, "
-                                  f"{fit.n_runs} runs).")
+                                  f"{fit.n_runs} runs{left_out}).")
         if fit.holdout:
             h = fit.holdout
             section.paragraphs.append(f"Backtest without the {h['held_out']['count']} largest "
