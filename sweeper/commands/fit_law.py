@@ -16,6 +16,7 @@ import sys
 import warnings
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from sweeper.commands.options import accept_negative_numbers
 
@@ -88,7 +89,6 @@ def run(args: argparse.Namespace) -> int:
     from sweeper.errors import UserError
     from sweeper.laws import data as lawdata
     from sweeper.laws.power import X_NAMES, backtest, fit_law
-    from sweeper.laws.select import WINDOW_SHARES
 
     if bool(args.dir) == bool(args.table):
         raise UserError("fit law: give a study folder DIR or --from TABLE (one of them)")
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         data = lawdata.drop_highest(_points(args, args.loss), args.drop_highest)
         options = {"bootstrap": args.bootstrap, "by": args.by, "level": args.level, "seed": args.seed,
                    "optimizer": args.optimizer, "flops_per_token_param": args.flops_per_token_param,
-                   **({"windows": WINDOW_SHARES} if args.windows else {})}
+                   **_windows(args)}
         fit = fit_law(data, args.law, args.x, **options)
         fit.data.update({"intermediate": args.intermediate, "drop_highest": args.drop_highest})
         if args.holdout_largest is not None:
@@ -162,11 +162,17 @@ def parse_components(values: list[str]) -> dict[str, float]:
     return out
 
 
+def _windows(args: argparse.Namespace) -> dict[str, Any]:
+    """``--windows``: the fit windows auto tries (`WINDOW_SHARES`), as a fit's keyword; none without it."""
+    from sweeper.laws.select import WINDOW_SHARES
+
+    return {"windows": WINDOW_SHARES} if args.windows else {}
+
+
 def _fit_components(args: argparse.Namespace) -> int:
     """``--components``: one law per component, the sum predicted; printed, and written with -o."""
     from sweeper.errors import UserError
     from sweeper.laws.components import fit_components
-    from sweeper.laws.select import WINDOW_SHARES
 
     unsupported = [flag for flag, used in (("--intermediate", args.intermediate), ("--drop-highest",
                    args.drop_highest), ("--holdout-largest", args.holdout_largest is not None),
@@ -181,8 +187,7 @@ def _fit_components(args: argparse.Namespace) -> int:
         parts = {name: replace(_points(args, name), source=f"{target.source} {name}") for name in weights}
         fit = fit_components(parts, weights, target, args.law, bootstrap=args.bootstrap, level=args.level,
                              seed=args.seed, optimizer=args.optimizer,
-                             flops_per_token_param=args.flops_per_token_param,
-                             **({"windows": WINDOW_SHARES} if args.windows else {}))
+                             flops_per_token_param=args.flops_per_token_param, **_windows(args))
     for message in dict.fromkeys(str(w.message) for w in caught):
         print(f"sweeper: warning: {message}", file=sys.stderr)
     if args.output:

@@ -163,6 +163,11 @@ def select_law(data: LawData, x: str | None = None, *, forms: Sequence[tuple[str
     return fit
 
 
+def window_note(window: dict[str, Any]) -> str:
+    """What a fit window (``LawFit.info["window"]``) left out, in words: "2 points below n 2.162e+04"."""
+    return f"{window['points_dropped']} points below {window['by']} {window['from']:.4g}"
+
+
 def _name(law: str, x: str | None, window: float = 0.0) -> str:
     name = f"power({x})" if law == "power" else law
     return f"{name} w/o smallest {window:.0%}" if window else name

@@ -171,6 +171,7 @@ def laws(folder: Path) -> Section | None:
     """Every saved law fit under ``analysis/`` with its band, and its backtest."""
     from sweeper.errors import UserError
     from sweeper.laws.components import load_fit
+    from sweeper.laws.select import window_note
 
     fits, notes = [], []
     for path in [*sorted((folder / "analysis").glob("*.json")), folder / "laws" / "fit.json"]:
@@ -192,8 +193,7 @@ def laws(folder: Path) -> Section | None:
     section.paragraphs += notes
     for label, fit in fits:
         window = fit.info.get("window") if isinstance(fit.info.get("window"), dict) else None
-        left_out = (f"; {window['points_dropped']} points below {html.escape(str(window['by']))} "
-                    f"{window['from']:.4g} left out by backtest" if window else "")
+        left_out = f"; {html.escape(window_note(window))} left out by backtest" if window else ""
         section.paragraphs.append(f"{html.escape(label)}: {html.escape(fit.form)} ({fit.n_points} points, "
                                   f"{fit.n_runs} runs{left_out}).")
         if fit.holdout:

@@ -13,6 +13,8 @@ def print_law_fit(fit: Any, output: str | None, plots: list[Path]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from sweeper.laws.select import window_note
+
     console = Console()
     print(f"{fit.law} law: {fit.form}")
     table = Table()
@@ -37,8 +39,8 @@ def print_law_fit(fit: Any, output: str | None, plots: list[Path]) -> None:
               f"largest {auto['holdout_by']} levels from the rest): {scores} -> {auto['chosen']}")
         window = info.get("window")
         if window:
-            print(f"fit window: {window['points_dropped']} points below {window['by']} {window['from']:.4g} left "
-                  f"out (the smallest {window['share']:.0%} of the levels; the bootstrap draws from every run)")
+            print(f"fit window: {window_note(window)} left out (the smallest {window['share']:.0%} of the levels; "
+                  f"the bootstrap draws from every run)")
         if fit.misfit:
             print(_misfit_line(fit.misfit, "its"))
     if fit.law in ("chinchilla", "overtrain"):
