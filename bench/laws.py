@@ -12,7 +12,8 @@
    fit the rows marked Training = 1 of each curve, predict the rest) and on the data-constrained training
    curves of Muennighoff et al. 2023 (../shared/data/colpret/datablations_losses.csv: fit each curve from 10%
    to 50% of its tokens, predict the rest), every form and ``auto``: the mean and worst relative error of the
-   held-out predictions and how often the 90% interval covers them. Beside it, each form fitted to all of
+   held-out predictions, how often the 90% interval covers them, and its interval score (width plus 20x
+   the miss, in log loss: lower is better, `interval_score`). Beside it, each form fitted to all of
    the Chinchilla table, the held-out sizes included: its error on those sizes is a floor that no
    extrapolation with that form can be expected to beat. ``auto + windows`` also lets each form drop the
    smallest 25/50/75% of the sizes (or, on a curve, of the checkpoints) when its backtests say so.
@@ -20,7 +21,7 @@
    (start-up, reading the table, the backtests, the 200-replicate bootstrap, the printout), wall time of
    ``--repeats`` runs against issue 14's 2 s.
 
-    python bench/laws.py                 # about 3 minutes on 2 cores
+    python bench/laws.py                 # about 11 minutes on 2 cores
     python bench/laws.py --reference --reference-stride 10   # also 450 starts of the reference grid
 """
 
@@ -320,10 +321,19 @@ def bench_prefix_coverage(seeds: int) -> dict:
 
 
 # -- 5. extrapolation by law form ----------------------------------------------------------------------
-def _scores(rel: list[np.ndarray], covered: list[np.ndarray]) -> dict:
+def interval_score(lo: np.ndarray, hi: np.ndarray, y: np.ndarray, level: float = 0.9) -> np.ndarray:
+    """The interval score (Gneiting and Raftery 2007) in log loss: the interval's width plus 2 / (1 - level)
+    times how far the point falls outside it. Lower is better; it rewards narrow intervals and punishes misses,
+    so a method cannot win by coverage alone (always wide) or by width alone (always narrow)."""
+    lo, hi, y = (np.log(np.asarray(v, dtype=float)) for v in (lo, hi, y))
+    return hi - lo + 2 / (1 - level) * (np.maximum(lo - y, 0) + np.maximum(y - hi, 0))
+
+
+def _scores(rel: list[np.ndarray], covered: list[np.ndarray], scores: list[np.ndarray]) -> dict:
     rel_all, cov_all = np.abs(np.concatenate(rel)), np.concatenate(covered)
     return {"points": int(rel_all.size), "mean_abs_rel_error": float(rel_all.mean()),
-            "worst_abs_rel_error": float(rel_all.max()), "coverage_90": float(cov_all.mean())}
+            "worst_abs_rel_error": float(rel_all.max()), "coverage_90": float(cov_all.mean()),
+            "interval_score_90": float(np.concatenate(scores).mean())}
 
 
 def bench_forms_chinchilla(data: LawData, bootstrap: int = 100) -> list[dict]:
@@ -336,10 +346,28 @@ def bench_forms_chinchilla(data: LawData, bootstrap: int = 100) -> list[dict]:
         points = out["points"]
         rel = np.array([(p["predicted"] - p["loss"]) / p["loss"] for p in points])
         cov = np.array([p["interval"][0] <= p["loss"] <= p["interval"][1] for p in points])
+        score = interval_score(*np.array([[*p["interval"], p["loss"]] for p in points]).T)
         form = law if law != "auto" else f"auto{' + windows' if windows else ''} -> {out['law']}"
-        rows.append({"table": "chinchilla (3 largest N held out)", "form": form, **_scores([rel], [cov]),
+        rows.append({"table": "chinchilla (3 largest N held out)", "form": form, **_scores([rel], [cov], [score]),
                      "s": round(time.perf_counter() - t0, 2)})
     return rows
+
+
+def bench_chinchilla_cutoffs(data: LawData, counts=(1, 2, 3, 4, 6, 8, 10), bootstrap: int = 100) -> dict:
+    """``auto``'s 90% intervals on the Chinchilla table at several cutoffs (the K largest sizes held out, for
+    each K; the test sets overlap): 6 held-out points cannot tell 90% coverage from 100%, these 126 can
+    better."""
+    rel, cov, scores, per_cutoff = [], [], [], []
+    for count in counts:
+        out = backtest(data, "auto", count=count, bootstrap=bootstrap, level=0.9, holdout_by="n")
+        lo, hi, y = np.array([[*p["interval"], p["loss"]] for p in out["points"]]).T
+        pred = np.array([p["predicted"] for p in out["points"]])
+        rel.append((pred - y) / y)
+        cov.append((y >= lo) & (y <= hi))
+        scores.append(interval_score(lo, hi, y))
+        per_cutoff.append({"held_out": count, "law": out["law"], "points": len(y), "coverage_90": float(cov[-1].mean()),
+                           "mean_log_width": float(np.mean(np.log(hi / lo)))})
+    return {"pooled": _scores(rel, cov, scores), "cutoffs": per_cutoff}
 
 
 def bench_form_floor(data: LawData, count: int = 3) -> list[dict]:
@@ -424,7 +452,7 @@ def bench_forms_curves(label: str, curves: list[tuple[str, LawData, LawData]], b
 
     rows = []
     for law, windows in (("power", ()), ("auto", ()), ("auto", WINDOW_SHARES)):
-        rel, cov, failed, t0 = [], [], 0, time.perf_counter()
+        rel, cov, scores, failed, t0 = [], [], [], 0, time.perf_counter()
         for _, fit_part, held in curves:
             try:
                 with warnings.catch_warnings():
@@ -437,9 +465,10 @@ def bench_forms_curves(label: str, curves: list[tuple[str, LawData, LawData]], b
             pred = fit.prediction(d=held.d)
             rel.append((pred.value - held.loss) / held.loss)
             cov.append((held.loss >= pred.lo) & (held.loss <= pred.hi))
+            scores.append(interval_score(pred.lo, pred.hi, held.loss))
         rows.append({"table": f"{label} ({len(curves)} curves, {failed} unfitted)",
                      "form": f"{law}(tokens)" if law == "power" else f"auto{' + windows' if windows else ''}",
-                     **_scores(rel, cov),
+                     **_scores(rel, cov, scores),
                      "s": round(time.perf_counter() - t0, 2)})
     return rows
 
@@ -502,9 +531,12 @@ def main() -> None:
               if DATABLATIONS.is_file() else [])
     payload["extrapolation_by_form"] = forms
     if forms:
-        print_table(forms, "extrapolation by law form: held-out points, relative error and 90% interval coverage")
+        print_table(forms, "extrapolation by law form: held-out points, error, 90% interval coverage and score")
     if CHINCHILLA.is_file():
         table = chinchilla_table()
+        cutoffs = payload["chinchilla_auto_cutoffs"] = bench_chinchilla_cutoffs(table)
+        print_table(cutoffs["cutoffs"], "Chinchilla table, auto at several cutoffs (K largest sizes held out)")
+        print(f"pooled over the cutoffs: {cutoffs['pooled']}")
         floor = payload["chinchilla_form_floor"] = bench_form_floor(table)
         print_table(floor, f"Chinchilla table: each form fitted to all {len(table)} points, its error on the 3 "
                            "largest sizes")

@@ -8,7 +8,14 @@ import pytest
 from sweeper.errors import ParameterError, UserError
 from sweeper.laws.data import LawData, drop_smallest
 from sweeper.laws.power import LawFit, backtest, chinchilla_vector, evaluate_law, fit_law
-from sweeper.laws.select import WINDOW_SHARES, candidates, holdout_counts, select_law
+from sweeper.laws.select import (
+    WINDOW_SHARES,
+    candidates,
+    chosen_errors,
+    holdout_counts,
+    misfit_model,
+    select_law,
+)
 
 K = 6.0
 
@@ -81,6 +88,37 @@ def test_the_misfit_widens_intervals_with_the_extrapolation_and_survives_json(tm
     assert again.misfit == fit.misfit and again.info["auto"]["chosen"] == "chinchilla"
     with pytest.raises(UserError, match="misfit: expected"):
         LawFit.from_dict({**fit.to_dict(), "misfit": {"rate": -1, "by": "n", "fitted_max": 1.0}})
+    with pytest.raises(UserError, match="misfit: expected"):
+        LawFit.from_dict({**fit.to_dict(), "misfit": {**fit.misfit, "floor": -0.01}})
+    older = {k: v for k, v in fit.misfit.items() if k != "floor"}  # a FIT.json written before the floor
+    assert LawFit.from_dict({**fit.to_dict(), "misfit": older}).misfit == {**older, "floor": 0.0}
+
+
+def test_the_misfit_model_separates_the_error_at_the_edge_from_its_growth():
+    rng = np.random.default_rng(3)
+    distances = rng.uniform(0.01, 1.5, 400)
+    errors = rng.normal(0.0, np.hypot(0.01, 0.03 * distances))
+    floor, rate = misfit_model(errors, distances)
+    assert floor == pytest.approx(0.01, rel=0.3) and rate == pytest.approx(0.03, rel=0.3)
+    # Errors that do not grow with the distance: noise at the near points is not read as a steep growth that
+    # would make every far interval wide (one rate, error over distance, reads 1% at 0.01 as 1.0 per unit of log).
+    flat = rng.normal(0.0, 0.01, 400)
+    floor, rate = misfit_model(flat, distances)
+    assert floor == pytest.approx(0.01, rel=0.2) and rate * 1.5 < floor
+    one_rate = np.sqrt(np.mean((flat / distances) ** 2))
+    assert one_rate * 1.5 > 5 * np.hypot(floor, rate * 1.5)  # what a single rate would add at the far end
+
+
+def test_the_misfit_backtests_the_choice_itself_not_the_winners_own_backtests():
+    data = ladder(overtrain_law, noise=0.003, seed=4)
+    fit = select_law(data, bootstrap=0, windows=WINDOW_SHARES)
+    choice, holdouts = fit.info["auto"]["choice"], fit.info["auto"]["holdouts"]
+    assert choice["points"] == 4 * sum(holdouts)  # every held-out point of every holdout, 4 budgets per size
+    assert fit.misfit["floor"] == choice["misfit_floor"]
+    assert fit.misfit["rate"] == choice["misfit_per_log_extrapolation"]
+    errors, distances = chosen_errors(data, candidates(data), "n", holdouts, WINDOW_SHARES)
+    assert errors.size == choice["points"] and np.all(distances > 0)
+    assert select_law(data, bootstrap=0, windows=WINDOW_SHARES, misfit=False).misfit is None
 
 
 def test_a_backtest_of_auto_chooses_on_the_training_part_and_reports_coverage():

@@ -42,7 +42,7 @@ from sweeper.laws.power import (
     read_fit_json,
     widen_by_misfit,
 )
-from sweeper.laws.select import backtest_score, holdout_counts
+from sweeper.laws.select import backtest_score, holdout_counts, misfit_of
 
 FORMAT = "sweeper.law-components/1"
 
@@ -206,10 +206,7 @@ def fit_components(components: Mapping[str, LawData], weights: Mapping[str, floa
     alone = _backtest_errors({"loss": target}, {"loss": 1.0}, target, law, holdouts, **fit_kwargs)
     shared = sorted(set(summed) & set(alone))  # score both on the holdouts both could fit
     scores = {key: backtest_score(*_joined(errors, shared)) for key, errors in (("sum", summed), ("alone", alone))}
-    misfit = None
-    if scores["sum"]["points"]:
-        misfit = {"rate": scores["sum"]["misfit_per_log_extrapolation"], "by": "n",
-                  "fitted_max": float(target.n.max())}
+    misfit = misfit_of(scores["sum"], "n", float(target.n.max()))
     first = next(iter(components.values()))
     return ComponentFit(weights=dict(weights), fits=fits, level=level, n_points=len(first), n_runs=first.n_runs,
                         misfit=misfit, backtest={"holdouts": shared, **scores},
@@ -227,7 +224,7 @@ def _backtest_errors(components: Mapping[str, LawData], weights: Mapping[str, fl
             try:
                 train_target, test = split_largest(target, "n", count)
                 parts = {name: split_largest(data, "n", count)[0] for name, data in components.items()}
-                pred = sum(w * fit_law(parts[name], law, **{**fit_kwargs, "bootstrap": 0}).predict(
+                pred = sum(w * fit_law(parts[name], law, **{**fit_kwargs, "bootstrap": 0, "misfit": False}).predict(
                     n=test.n, d=test.d, c=test.c) for name, w in weights.items())
             except UserError:
                 continue  # too few sizes left to fit this form

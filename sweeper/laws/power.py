@@ -350,10 +350,12 @@ class LawFit:
     noise: float | None = None
     """Robust scale (1.4826 MAD) of the log residuals at the optimum: one run's scatter about the law."""
     misfit: dict[str, Any] | None = None
-    """The form's extrapolation error from leave-largest-out backtests (``law="auto"``): ``rate`` (RMS log
-    error per unit of log extrapolation), ``by`` (``n``, ``d`` or ``c``) and ``fitted_max`` (the largest value of it
-    fitted). A prediction beyond ``fitted_max`` adds ``rate x log(x / fitted_max)`` to the bootstrap's
-    spread in quadrature, so that intervals cover a form that bends the wrong way, not only noise."""
+    """The form's extrapolation error from leave-largest-out backtests (``law="auto"``): ``floor`` and
+    ``rate`` (the log error's standard deviation just beyond the data, and its growth per unit of log
+    extrapolation: `select.misfit_model`), ``by`` (``n``, ``d`` or ``c``) and ``fitted_max`` (the largest value of
+    it fitted). A prediction at ``x`` beyond ``fitted_max`` adds ``hypot(floor, rate x log(x / fitted_max))``
+    to the bootstrap's spread in quadrature, so that intervals cover a form that bends the wrong way, not only
+    noise."""
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -605,14 +607,18 @@ def _fit_samples(samples: Any, names: Sequence[str], source: str) -> np.ndarray 
 
 
 def check_misfit(misfit: Any, source: str) -> dict[str, Any] | None:
-    """The misfit block of a fit chosen by backtest: a rate >= 0, the variable and its fitted maximum."""
+    """The misfit block of a fit chosen by backtest: a floor >= 0 (0 when absent, as fits written before it
+    had one), a rate >= 0, the variable and its fitted maximum."""
     if misfit is None:
         return None
     ok = (isinstance(misfit, dict) and misfit.get("by") in ("n", "d", "c") and _is_number(misfit.get("rate"))
-          and misfit["rate"] >= 0 and _is_number(misfit.get("fitted_max")) and misfit["fitted_max"] > 0)
+          and misfit["rate"] >= 0 and _is_number(misfit.get("fitted_max")) and misfit["fitted_max"] > 0
+          and _is_number(misfit.get("floor", 0.0)) and misfit.get("floor", 0.0) >= 0)
     if not ok:
-        raise UserError(f"{source}: misfit: expected {{rate: number >= 0, by: n, d or c, fitted_max: number > 0}}")
-    return {"rate": float(misfit["rate"]), "by": misfit["by"], "fitted_max": float(misfit["fitted_max"])}
+        raise UserError(f"{source}: misfit: expected {{floor: number >= 0, rate: number >= 0, by: n, d or c, "
+                        "fitted_max: number > 0}")
+    return {"floor": float(misfit.get("floor", 0.0)), "rate": float(misfit["rate"]), "by": misfit["by"],
+            "fitted_max": float(misfit["fitted_max"])}
 
 
 def _check_intervals(intervals: Any, names: Sequence[str], source: str) -> None:
@@ -636,8 +642,9 @@ def widen_by_misfit(value: np.ndarray, lo: np.ndarray, hi: np.ndarray, misfit: d
                     level: float, k: float, n: Any = None, d: Any = None,
                     c: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """An interval ``[lo, hi]`` about ``value`` widened, in log space and in quadrature, by a backtest misfit
-    (``rate`` per unit of log extrapolation in ``by`` beyond ``fitted_max``; see `LawFit.misfit`) at this
-    extrapolation; unchanged without a misfit or inside the fitted range."""
+    at this extrapolation: ``floor`` and ``rate`` per unit of log extrapolation in ``by`` beyond
+    ``fitted_max``, themselves in quadrature (see `LawFit.misfit`); unchanged without a misfit or inside the
+    fitted range."""
     if not misfit:
         return lo, hi
     from statistics import NormalDist
@@ -652,7 +659,8 @@ def widen_by_misfit(value: np.ndarray, lo: np.ndarray, hi: np.ndarray, misfit: d
     if where is None:
         return lo, hi
     distance = np.maximum(np.log(where / misfit["fitted_max"]), 0.0)
-    m = NormalDist().inv_cdf(0.5 + level / 2) * misfit["rate"] * distance
+    spread = np.where(distance > 0, np.hypot(misfit.get("floor", 0.0), misfit["rate"] * distance), 0.0)
+    m = NormalDist().inv_cdf(0.5 + level / 2) * spread
     with np.errstate(invalid="ignore", divide="ignore"):
         below, above = np.log(value / lo), np.log(hi / value)
     below, above = np.nan_to_num(below), np.nan_to_num(above)
@@ -733,7 +741,7 @@ def fit_law(data: LawData, law: str = "chinchilla", x: str | None = None, *, boo
             by: str = "run", level: float = 0.95, seed: int = 0, delta: float = HUBER_DELTA,
             optimizer: str = "trf", grid: np.ndarray = EXPONENT_GRID, n_starts: int = 8,
             flops_per_token_param: float = FLOPS_PER_TOKEN_PARAM, window: dict[str, Any] | None = None,
-            windows: Sequence[float] = (0.0,)) -> LawFit:
+            windows: Sequence[float] = (0.0,), misfit: bool = True) -> LawFit:
     """Fit ``law`` ("chinchilla", "overtrain" or "power" in ``x`` = "flops" | "tokens" | "n") with bootstrap
     intervals.
 
@@ -745,14 +753,15 @@ def fit_law(data: LawData, law: str = "chinchilla", x: str | None = None, *, boo
     losses measured on the same runs (one per component) stay paired replicate by replicate.
     ``law="auto"`` chooses the form by backtest (`sweeper.laws.select.select_law`), and the window among
     ``windows`` (shares of the smallest levels to drop, e.g. `sweeper.laws.select.WINDOW_SHARES`; default
-    none dropped).
+    none dropped); ``misfit=False`` skips backtesting the choice for its misfit (a fit that will only predict
+    a value, as inside another backtest).
     """
     if law == "auto":
         from sweeper.laws.select import select_law
 
         return select_law(data, x if x else None, bootstrap=bootstrap, by=by, level=level, seed=seed, delta=delta,
                           optimizer=optimizer, grid=grid, n_starts=n_starts,
-                          flops_per_token_param=flops_per_token_param, windows=windows)
+                          flops_per_token_param=flops_per_token_param, windows=windows, misfit=misfit)
     if tuple(windows) != (0.0,):
         raise ParameterError("windows", f"{list(windows)}: fit windows are chosen by backtest, only with law auto")
     full, data = data, in_window(data, window)

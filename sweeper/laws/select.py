@@ -19,12 +19,14 @@ it helped one and cost two (`bench/laws.py`).
 
 A bootstrap interval covers the noise of the points, not a form that bends the wrong way beyond them, so
 held-out points fall outside it far more often than its level says (0 of 6 for the Chinchilla table's
-largest sizes). The chosen form's misfit grows with how far it extrapolates: its backtests give, per
-held-out point, a log error and a distance (the log of how far beyond the fitted range the point lies);
-their ratio's root mean square is the misfit per unit of log extrapolation (`LawFit.misfit`), which a
-prediction multiplies by its own distance beyond the data and adds to the bootstrap's spread in
-quadrature. In a nested backtest (the misfit measured on the training part only) the interval's coverage
-of held-out points is what `backtest` reports.
+largest sizes). The chosen form's backtests give, per held-out point, a log error and a distance (the log of
+how far beyond the fitted range the point lies); `misfit_model` fits their spread as a floor (the error just
+beyond the data) and a rate of growth per unit of log extrapolation (`LawFit.misfit`), which a prediction
+evaluates at its own distance beyond the data and adds to the bootstrap's spread in quadrature. A rate
+alone (root mean square of error over distance) read a near point's 1% noise at a distance of 0.01 as a
+growth of 1.0 per unit, and made intervals far too wide, most of all on tables with many close levels. In a
+nested backtest (the misfit measured on the training part only) the interval's coverage of held-out points
+is what `backtest` reports.
 """
 
 from __future__ import annotations
@@ -101,32 +103,61 @@ def backtest_errors(data: LawData, law: str, x: str | None, holdout_by: str, hol
     return np.concatenate(errors), np.concatenate(distances)
 
 
-def misfit_rate(errors: np.ndarray, distances: np.ndarray) -> float:
-    """The misfit per unit of log extrapolation: the root mean square of log error over distance."""
-    return float(np.sqrt(np.mean((errors / np.maximum(distances, 1e-3)) ** 2)))
+def misfit_model(errors: np.ndarray, distances: np.ndarray) -> tuple[float, float]:
+    """The backtest error as a function of extrapolation: ``(floor, rate)`` of the Gaussian maximum likelihood
+    of log error ~ N(0, floor^2 + (rate * distance)^2). ``floor`` is what a held-out point errs by just beyond
+    the fitted range (its noise and the form's local bias), ``rate`` how the error grows per unit of log
+    extrapolation. One rate alone would have to explain a near point's noise as growth (error over a tiny
+    distance), and the far points' intervals would be as wide as the near points' noise divided by their
+    distance."""
+    from scipy.optimize import minimize
+
+    e2, d2 = np.asarray(errors, dtype=float) ** 2, np.asarray(distances, dtype=float) ** 2
+    scale = float(np.sqrt(np.mean(e2))) or 1e-12
+
+    def nll(theta: np.ndarray) -> float:
+        var = np.exp(2 * theta[0]) + np.exp(2 * theta[1]) * d2
+        return float(np.sum(np.log(var) + e2 / var))
+
+    near, far = max(float(np.sqrt(d2.min())), 1e-3), max(float(np.sqrt(d2.max())), 1e-3)
+    bounds = [(math.log(scale * 1e-4), math.log(scale * 10)),
+              (math.log(scale * 1e-4 / far), math.log(scale * 10 / near))]
+    starts = [np.array([math.log(scale * a), math.log(scale * b / far)]) for a in (0.1, 0.7) for b in (0.1, 1.0)]
+    best = min((minimize(nll, start, method="L-BFGS-B", bounds=bounds) for start in starts), key=lambda r: r.fun)
+    floor, rate = np.exp(best.x)
+    return float(floor), float(rate)
 
 
 def backtest_score(errors: np.ndarray, distances: np.ndarray) -> dict[str, Any]:
-    """Backtest log errors scored: points, mean |relative error|, mean relative error and the misfit per
-    unit of log extrapolation (None for all but ``points`` when there are none)."""
+    """Backtest log errors scored: points, mean |relative error|, mean relative error and the misfit
+    (`misfit_model`: its floor, and its rate per unit of log extrapolation; None for all but ``points`` when
+    there are none)."""
     if not errors.size:
         return {"points": 0, "mean_abs_rel_error": None, "mean_rel_error": None,
-                "misfit_per_log_extrapolation": None}
+                "misfit_floor": None, "misfit_per_log_extrapolation": None}
+    floor, rate = misfit_model(errors, distances)
     return {"points": int(errors.size), "mean_abs_rel_error": float(np.mean(np.abs(np.expm1(errors)))),
             "mean_rel_error": float(np.mean(np.expm1(errors))),
-            "misfit_per_log_extrapolation": misfit_rate(errors, distances)}
+            "misfit_floor": floor, "misfit_per_log_extrapolation": rate}
+
+
+def misfit_of(score: dict[str, Any], by: str, fitted_max: float) -> dict[str, Any] | None:
+    """The misfit block (`LawFit.misfit`) of a backtest score; None when nothing was backtested."""
+    if score["misfit_per_log_extrapolation"] is None:
+        return None
+    return {"floor": score["misfit_floor"], "rate": score["misfit_per_log_extrapolation"], "by": by,
+            "fitted_max": fitted_max}
 
 
 def select_law(data: LawData, x: str | None = None, *, forms: Sequence[tuple[str, str | None]] | None = None,
-               holdouts: Sequence[int] | None = None, windows: Sequence[float] = (0.0,),
+               holdouts: Sequence[int] | None = None, windows: Sequence[float] = (0.0,), misfit: bool = True,
                **fit_kwargs: Any) -> LawFit:
     """Fit every candidate form in every fit window, keep the pair whose leave-largest-out backtests erred
-    least (mean relative error), refit it on all the data (inside its window) with its misfit;
-    ``info["auto"]`` holds every pair's score. ``holdouts``: how many largest levels each backtest holds out
-    (default `holdout_counts`); ``windows``: the shares of the smallest levels to try dropping (default none;
-    `WINDOW_SHARES` tries quarters)."""
-    import warnings
-
+    least (mean relative error), refit it on all the data (inside its window) with its misfit (`chosen_errors`:
+    the whole choice backtested, not the winner's own backtests); ``info["auto"]`` holds every pair's score
+    and the choice's. ``holdouts``: how many largest levels each backtest holds out (default
+    `holdout_counts`); ``windows``: the shares of the smallest levels to try dropping (default none;
+    `WINDOW_SHARES` tries quarters); ``misfit=False``: no misfit (a fit that will only predict a value)."""
     windows = list(dict.fromkeys(float(w) for w in windows))
     if not windows or any(not 0 <= w < 1 for w in windows):
         raise ParameterError("windows", f"{windows}: expected shares of the levels to drop, each in [0, 1)")
@@ -135,6 +166,30 @@ def select_law(data: LawData, x: str | None = None, *, forms: Sequence[tuple[str
         raise UserError(f"{data.source}: no law can be fitted: need N and D, or 3 distinct values of one variable")
     holdout_by = holdout_variable(data, forms)
     holdouts = list(holdouts) if holdouts is not None else holdout_counts(data, holdout_by)
+    chosen, scores = choose(data, forms, holdout_by, holdouts, windows, **fit_kwargs)
+    kept = drop_smallest(data, holdout_by, chosen["window"])
+    window = ({"by": holdout_by, "from": float(kept.get(holdout_by).min()), "share": chosen["window"],
+               "points_dropped": len(data) - len(kept)} if len(kept) < len(data) else None)
+    fit = fit_law(data, chosen["law"], chosen["x"], window=window, **fit_kwargs)
+    choice = backtest_score(*(chosen_errors(data, forms, holdout_by, holdouts, windows, **fit_kwargs) if misfit
+                              else (np.empty(0), np.empty(0))))
+    if misfit and not choice["points"] and chosen["mean_abs_rel_error"] is not None:
+        choice = chosen  # no training part could itself be backtested: the winner's own backtests
+    fit.misfit = misfit_of(choice, holdout_by, float(data.get(holdout_by).max()))
+    fit.info["auto"] = {"chosen": _name(chosen["law"], chosen["x"], chosen["window"]), "holdout_by": holdout_by,
+                        "holdouts": list(holdouts),
+                        "scores": {k: {kk: vv for kk, vv in v.items() if kk not in ("law", "x")}
+                                   for k, v in scores.items()},
+                        "choice": {k: v for k, v in choice.items() if k not in ("law", "x", "window")}}
+    return fit
+
+
+def choose(data: LawData, forms: Sequence[tuple[str, str | None]], holdout_by: str, holdouts: Sequence[int],
+           windows: Sequence[float], **fit_kwargs: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Backtest every (form, window) pair and pick the one that erred least: (its score, every pair's score).
+    With too few levels to backtest anything, the first form the data identify, unscored."""
+    import warnings
+
     scores: dict[str, dict[str, Any]] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # bound warnings of the small backtest fits are not the user's fit
@@ -147,20 +202,36 @@ def select_law(data: LawData, x: str | None = None, *, forms: Sequence[tuple[str
                 scores[_name(law, fx, window)] = {"law": law, "x": fx, "window": window,
                                                   **{k: v for k, v in score.items() if k != "mean_rel_error"}}
     scored = [s for s in scores.values() if s["mean_abs_rel_error"] is not None]
-    # Too few levels to backtest anything: the first form the data identify, without a misfit term.
     chosen = min(scored, key=lambda s: s["mean_abs_rel_error"]) if scored else next(iter(scores.values()))
-    kept = drop_smallest(data, holdout_by, chosen["window"])
-    window = ({"by": holdout_by, "from": float(kept.get(holdout_by).min()), "share": chosen["window"],
-               "points_dropped": len(data) - len(kept)} if len(kept) < len(data) else None)
-    fit = fit_law(data, chosen["law"], chosen["x"], window=window, **fit_kwargs)
-    if chosen["misfit_per_log_extrapolation"] is not None:
-        fit.misfit = {"rate": chosen["misfit_per_log_extrapolation"], "by": holdout_by,
-                      "fitted_max": float(data.get(holdout_by).max())}
-    fit.info["auto"] = {"chosen": _name(chosen["law"], chosen["x"], chosen["window"]), "holdout_by": holdout_by,
-                        "holdouts": list(holdouts),
-                        "scores": {k: {kk: vv for kk, vv in v.items() if kk not in ("law", "x")}
-                                   for k, v in scores.items()}}
-    return fit
+    return chosen, scores
+
+
+def chosen_errors(data: LawData, forms: Sequence[tuple[str, str | None]], holdout_by: str, holdouts: Sequence[int],
+                  windows: Sequence[float], **fit_kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Log errors and distances (as `backtest_errors`) of the choice itself: for each holdout, the pair chosen
+    by backtests inside the training part alone predicts the held-out levels. The winner's own backtests
+    are the ones it won on, so they understate its error (most where many pairs compete, as with windows)."""
+    import warnings
+
+    errors, distances = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for count in holdouts:
+            try:
+                train, test = split_largest(data, holdout_by, count)
+                inner, _ = choose(train, forms, holdout_by, holdout_counts(train, holdout_by), windows,
+                                  **fit_kwargs)
+                if inner["mean_abs_rel_error"] is None:
+                    continue  # the training part is too small to choose by backtest
+                kept = drop_smallest(train, holdout_by, inner["window"])
+                fit = fit_law(kept, inner["law"], inner["x"], **{**fit_kwargs, "bootstrap": 0})
+            except UserError:
+                continue
+            errors.append(np.log(fit.predict(n=test.n, d=test.d, c=test.c) / test.loss))
+            distances.append(np.log(test.get(holdout_by) / train.get(holdout_by).max()))
+    if not errors:
+        return np.empty(0), np.empty(0)
+    return np.concatenate(errors), np.concatenate(distances)
 
 
 def window_note(window: dict[str, Any]) -> str:

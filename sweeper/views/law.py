@@ -37,6 +37,10 @@ def print_law_fit(fit: Any, output: str | None, plots: list[Path]) -> None:
                            else f"{name} -" for name, v in auto["scores"].items())
         print(f"law chosen by backtest (mean |rel err| predicting the {' and '.join(map(str, auto['holdouts']))} "
               f"largest {auto['holdout_by']} levels from the rest): {scores} -> {auto['chosen']}")
+        choice = auto.get("choice") or {}
+        if choice.get("points"):
+            print(f"the choice itself backtested (each training part choosing its own form): "
+                  f"{choice['mean_abs_rel_error']:.2%} mean |rel err| on {choice['points']} points")
         window = info.get("window")
         if window:
             print(f"fit window: {window_note(window)} left out (the smallest {window['share']:.0%} of the levels; "
@@ -84,5 +88,6 @@ def print_component_fit(fit: Any, output: str | None) -> None:
 
 def _misfit_line(misfit: dict[str, Any], whose: str) -> str:
     """How a fit's backtest extrapolation error widens its intervals, in words."""
-    return (f"  {whose} extrapolation error, {misfit['rate']:.3f} in log loss per unit of log {misfit['by']} beyond "
-            f"{misfit['fitted_max']:.3g}, widens every interval beyond the data")
+    return (f"  {whose} extrapolation error, {misfit.get('floor', 0.0):.3f} in log loss just beyond {misfit['by']} "
+            f"{misfit['fitted_max']:.3g} and growing by {misfit['rate']:.3f} per unit of log {misfit['by']}, "
+            "widens every interval beyond the data")
