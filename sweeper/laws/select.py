@@ -19,14 +19,15 @@ it helped one and cost two (`bench/laws.py`).
 
 A bootstrap interval covers the noise of the points, not a form that bends the wrong way beyond them, so
 held-out points fall outside it far more often than its level says (0 of 6 for the Chinchilla table's
-largest sizes). The chosen form's backtests give, per held-out point, a log error and a distance (the log of
-how far beyond the fitted range the point lies); `misfit_model` fits their spread as a floor (the error just
-beyond the data) and a rate of growth per unit of log extrapolation (`LawFit.misfit`), which a prediction
-evaluates at its own distance beyond the data and adds to the bootstrap's spread in quadrature. A rate
-alone (root mean square of error over distance) read a near point's 1% noise at a distance of 0.01 as a
-growth of 1.0 per unit, and made intervals far too wide, most of all on tables with many close levels. In a
-nested backtest (the misfit measured on the training part only) the interval's coverage of held-out points
-is what `backtest` reports.
+largest sizes). Backtests of the choice itself (`chosen_errors`: each backtest's training part chooses its
+own form, so the winner's luck in its own backtests does not count) give, per held-out point, a log error
+and a distance (the log of how far beyond the fitted range the point lies). `misfit_model` fits their spread
+as a floor (the error just beyond the data) and a rate of growth per unit of log extrapolation
+(`LawFit.misfit`), which a prediction evaluates at its own distance beyond the data and adds to the
+bootstrap's spread in quadrature. A rate alone (root mean square of error over distance) read a near
+point's 1% noise at a distance of 0.01 as a growth of 1.0 per unit, and made intervals far too wide, most of
+all on tables with many close levels. In a nested backtest (the misfit measured on the training part only)
+the interval's coverage of held-out points is what `backtest` reports.
 """
 
 from __future__ import annotations
