@@ -76,7 +76,8 @@ def test_backtests_hold_out_a_share_of_the_levels_not_a_fixed_count():
 def test_the_misfit_widens_intervals_with_the_extrapolation_and_survives_json(tmp_path):
     data = ladder(chinchilla_law, noise=0.004, seed=1)
     fit = fit_law(data, "auto", bootstrap=50)
-    assert fit.misfit is not None and fit.misfit["by"] == "n" and fit.misfit["rate"] > 0
+    assert fit.misfit is not None and set(fit.misfit) == {"floor", "rate", "by", "fitted_max"}
+    assert fit.misfit["by"] == "n" and fit.misfit["fitted_max"] == data.n.max()
     inside = fit.prediction(n=4e7, d=4e8)
     near, far = fit.prediction(n=1.3e8, d=2.6e9), fit.prediction(n=1e10, d=2e11)
     width = lambda p: float(np.log(p.hi / p.lo))  # noqa: E731
@@ -107,6 +108,8 @@ def test_the_misfit_model_separates_the_error_at_the_edge_from_its_growth():
     assert floor == pytest.approx(0.01, rel=0.2) and rate * 1.5 < floor
     one_rate = np.sqrt(np.mean((flat / distances) ** 2))
     assert one_rate * 1.5 > 5 * np.hypot(floor, rate * 1.5)  # what a single rate would add at the far end
+    # One distance cannot tell a floor from a growth: all of it is taken as growth (the cautious reading).
+    assert misfit_model(np.array([0.02, -0.01, np.nan]), np.full(3, 0.5)) == pytest.approx((0.0, np.sqrt(0.001)))
 
 
 def test_the_misfit_backtests_the_choice_itself_not_the_winners_own_backtests():
@@ -117,8 +120,14 @@ def test_the_misfit_backtests_the_choice_itself_not_the_winners_own_backtests():
     assert fit.misfit["floor"] == choice["misfit_floor"]
     assert fit.misfit["rate"] == choice["misfit_per_log_extrapolation"]
     errors, distances = chosen_errors(data, candidates(data), "n", holdouts, WINDOW_SHARES)
-    assert errors.size == choice["points"] and np.all(distances > 0)
+    assert errors.size == choice["points"] and np.all(distances > 0) and choice["nested"]
+    assert misfit_model(errors, distances) == pytest.approx((fit.misfit["floor"], fit.misfit["rate"]))
+    # Each training part chooses again: its choice is scored on its own sizes, not the whole ladder's winner.
+    own = fit.info["auto"]["scores"][fit.info["auto"]["chosen"]]
+    assert own["points"] == choice["points"] and own["mean_abs_rel_error"] != choice["mean_abs_rel_error"]
     assert select_law(data, bootstrap=0, windows=WINDOW_SHARES, misfit=False).misfit is None
+    with pytest.raises(UserError, match="no fit window"):  # a window every part is too small for
+        select_law(ladder(overtrain_law, sizes=(1e6, 2e6, 4e6, 8e6)), bootstrap=0, windows=(0.75,))
 
 
 def test_a_backtest_of_auto_chooses_on_the_training_part_and_reports_coverage():

@@ -350,12 +350,12 @@ class LawFit:
     noise: float | None = None
     """Robust scale (1.4826 MAD) of the log residuals at the optimum: one run's scatter about the law."""
     misfit: dict[str, Any] | None = None
-    """The form's extrapolation error from leave-largest-out backtests (``law="auto"``): ``floor`` and
-    ``rate`` (the log error's standard deviation just beyond the data, and its growth per unit of log
-    extrapolation: `select.misfit_model`), ``by`` (``n``, ``d`` or ``c``) and ``fitted_max`` (the largest value of
-    it fitted). A prediction at ``x`` beyond ``fitted_max`` adds ``hypot(floor, rate x log(x / fitted_max))``
-    to the bootstrap's spread in quadrature, so that intervals cover a form that bends the wrong way, not only
-    noise."""
+    """The extrapolation error of the choice of form, from leave-largest-out backtests (``law="auto"``,
+    `select.chosen_errors`): ``floor`` and ``rate`` (the log error's standard deviation just beyond the data,
+    and its growth per unit of log extrapolation: `select.misfit_model`), ``by`` (``n``, ``d`` or ``c``) and
+    ``fitted_max`` (the largest value of it fitted). A prediction at ``x`` beyond ``fitted_max`` adds
+    ``hypot(floor, rate x log(x / fitted_max))`` to the bootstrap's spread in quadrature, so that intervals
+    cover a form that bends the wrong way, not only noise."""
 
     @property
     def names(self) -> tuple[str, ...]:

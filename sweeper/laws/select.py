@@ -110,17 +110,24 @@ def misfit_model(errors: np.ndarray, distances: np.ndarray) -> tuple[float, floa
     the fitted range (its noise and the form's local bias), ``rate`` how the error grows per unit of log
     extrapolation. One rate alone would have to explain a near point's noise as growth (error over a tiny
     distance), and the far points' intervals would be as wide as the near points' noise divided by their
-    distance."""
+    distance. With one distance only (one held-out level), the two cannot be told apart and all of the error
+    is taken as growth, ``(0, RMS of error over distance)``. Non-finite errors are left out."""
     from scipy.optimize import minimize
 
-    e2, d2 = np.asarray(errors, dtype=float) ** 2, np.asarray(distances, dtype=float) ** 2
+    errors, distances = np.asarray(errors, dtype=float), np.asarray(distances, dtype=float)
+    finite = np.isfinite(errors) & np.isfinite(distances)
+    errors, distances = errors[finite], np.maximum(distances[finite], 1e-3)
+    if np.unique(distances.round(9)).size < 2:
+        # One distance cannot tell a floor from a growth: assume it all grows (the cautious reading).
+        return 0.0, float(np.sqrt(np.mean((errors / distances) ** 2))) if errors.size else 0.0
+    e2, d2 = errors ** 2, distances ** 2
     scale = float(np.sqrt(np.mean(e2))) or 1e-12
 
     def nll(theta: np.ndarray) -> float:
         var = np.exp(2 * theta[0]) + np.exp(2 * theta[1]) * d2
         return float(np.sum(np.log(var) + e2 / var))
 
-    near, far = max(float(np.sqrt(d2.min())), 1e-3), max(float(np.sqrt(d2.max())), 1e-3)
+    near, far = float(distances.min()), float(distances.max())
     bounds = [(math.log(scale * 1e-4), math.log(scale * 10)),
               (math.log(scale * 1e-4 / far), math.log(scale * 10 / near))]
     starts = [np.array([math.log(scale * a), math.log(scale * b / far)]) for a in (0.1, 0.7) for b in (0.1, 1.0)]
@@ -172,10 +179,10 @@ def select_law(data: LawData, x: str | None = None, *, forms: Sequence[tuple[str
     window = ({"by": holdout_by, "from": float(kept.get(holdout_by).min()), "share": chosen["window"],
                "points_dropped": len(data) - len(kept)} if len(kept) < len(data) else None)
     fit = fit_law(data, chosen["law"], chosen["x"], window=window, **fit_kwargs)
-    choice = backtest_score(*(chosen_errors(data, forms, holdout_by, holdouts, windows, **fit_kwargs) if misfit
-                              else (np.empty(0), np.empty(0))))
+    choice = {**backtest_score(*(chosen_errors(data, forms, holdout_by, holdouts, windows, **fit_kwargs)
+                                 if misfit else (np.empty(0), np.empty(0)))), "nested": True}
     if misfit and not choice["points"] and chosen["mean_abs_rel_error"] is not None:
-        choice = chosen  # no training part could itself be backtested: the winner's own backtests
+        choice = {**chosen, "nested": False}  # no training part could be backtested: the winner's own backtests
     fit.misfit = misfit_of(choice, holdout_by, float(data.get(holdout_by).max()))
     fit.info["auto"] = {"chosen": _name(chosen["law"], chosen["x"], chosen["window"]), "holdout_by": holdout_by,
                         "holdouts": list(holdouts),
@@ -202,6 +209,9 @@ def choose(data: LawData, forms: Sequence[tuple[str, str | None]], holdout_by: s
                 score = backtest_score(errors, distances)
                 scores[_name(law, fx, window)] = {"law": law, "x": fx, "window": window,
                                                   **{k: v for k, v in score.items() if k != "mean_rel_error"}}
+    if not scores:
+        raise UserError(f"{data.source}: no fit window {list(windows)} leaves enough {holdout_by} levels to "
+                        "backtest any law")
     scored = [s for s in scores.values() if s["mean_abs_rel_error"] is not None]
     chosen = min(scored, key=lambda s: s["mean_abs_rel_error"]) if scored else next(iter(scores.values()))
     return chosen, scores

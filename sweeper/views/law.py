@@ -38,9 +38,12 @@ def print_law_fit(fit: Any, output: str | None, plots: list[Path]) -> None:
         print(f"law chosen by backtest (mean |rel err| predicting the {' and '.join(map(str, auto['holdouts']))} "
               f"largest {auto['holdout_by']} levels from the rest): {scores} -> {auto['chosen']}")
         choice = auto.get("choice") or {}
-        if choice.get("points"):
+        if choice.get("points") and choice.get("nested", True):
             print(f"the choice itself backtested (each training part choosing its own form): "
                   f"{choice['mean_abs_rel_error']:.2%} mean |rel err| on {choice['points']} points")
+        elif choice.get("points"):
+            print("too few levels to backtest the choice itself: its misfit is from the chosen form's own "
+                  "backtests, which it won on")
         window = info.get("window")
         if window:
             print(f"fit window: {window_note(window)} left out (the smallest {window['share']:.0%} of the levels; "
