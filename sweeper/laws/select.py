@@ -229,17 +229,17 @@ def chosen_errors(data: LawData, forms: Sequence[tuple[str, str | None]], holdou
         warnings.simplefilter("ignore")
         for count in holdouts:
             try:
-                train, test = split_largest(data, holdout_by, count)
+                train, _ = split_largest(data, holdout_by, count)
                 inner, _ = choose(train, forms, holdout_by, holdout_counts(train, holdout_by), windows,
                                   **fit_kwargs)
-                if inner["mean_abs_rel_error"] is None:
-                    continue  # the training part is too small to choose by backtest
-                kept = drop_smallest(train, holdout_by, inner["window"])
-                fit = fit_law(kept, inner["law"], inner["x"], **{**fit_kwargs, "bootstrap": 0})
             except UserError:
                 continue
-            errors.append(np.log(fit.predict(n=test.n, d=test.d, c=test.c) / test.loss))
-            distances.append(np.log(test.get(holdout_by) / train.get(holdout_by).max()))
+            if inner["mean_abs_rel_error"] is None:
+                continue  # the training part is too small to choose by backtest
+            e, d = backtest_errors(data, inner["law"], inner["x"], holdout_by, [count], inner["window"],
+                                   **fit_kwargs)
+            errors.append(e)
+            distances.append(d)
     if not errors:
         return np.empty(0), np.empty(0)
     return np.concatenate(errors), np.concatenate(distances)
