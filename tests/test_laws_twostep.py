@@ -1,4 +1,6 @@
-"""Two-step downstream prediction: compute -> task loss -> accuracy, with paired bootstrap intervals."""
+"""Two-step downstream prediction: compute -> loss -> downstream metric (the sigmoid link of the OLMo 2 ladder
+and the exponential link of Gadre et al. 2024), with paired bootstrap intervals; step 2 alone, chained
+through a loss prediction's interval."""
 
 from __future__ import annotations
 
@@ -7,9 +9,11 @@ import pytest
 
 from sweeper.errors import UserError
 from sweeper.laws.data import LawData
-from sweeper.laws.twostep import fit_sigmoid, fit_two_step, sigmoid
+from sweeper.laws.power import Prediction
+from sweeper.laws.twostep import exponential, fit_exponential, fit_link, fit_sigmoid, fit_two_step, sigmoid
 
 SIG = np.array([0.6, 0.25, -6.0, 2.6])  # a, b, k, L0: accuracy rises from 0.25 as the task loss falls
+EXP = np.array([0.85, 3.0, 0.9])  # epsilon, k, gamma: top-1 error falls from 0.85 (chance) as the loss falls
 
 
 def task_loss(c):
@@ -21,7 +25,8 @@ def ladder(seed: int = 0) -> LawData:
     c = np.repeat(np.geomspace(1e17, 1e20, 12), 2)
     loss = task_loss(c) * np.exp(0.01 * rng.standard_normal(c.size))
     acc = sigmoid(SIG, loss) + 0.01 * rng.standard_normal(c.size)
-    return LawData(loss=loss, c=c, extra={"m.acc": acc})
+    err = exponential(EXP, loss) + 0.005 * rng.standard_normal(c.size)
+    return LawData(loss=loss, c=c, extra={"m.acc": acc, "m.err": err})
 
 
 def test_sigmoid_fit_recovers_its_parameters():
@@ -29,18 +34,66 @@ def test_sigmoid_fit_recovers_its_parameters():
     assert fit_sigmoid(loss, sigmoid(SIG, loss)) == pytest.approx(SIG, rel=1e-4)
 
 
+def test_exponential_fit_recovers_its_parameters_for_an_error_and_an_accuracy():
+    loss = np.linspace(2.0, 4.0, 40)
+    assert fit_exponential(loss, exponential(EXP, loss)) == pytest.approx(EXP, rel=1e-5)
+    # an accuracy (1 - error) is the same form with the signs of epsilon - 1 and k turned
+    acc = fit_exponential(loss, 1 - exponential(EXP, loss))
+    assert acc == pytest.approx([1 - EXP[0], -EXP[1], EXP[2]], rel=1e-5)
+
+
 def test_two_step_predicts_accuracy_beyond_the_ladder():
     fit = fit_two_step(ladder(), "m.acc", law="power", x="flops", bootstrap=80)
     for c in (1e21, 1e22):
         out = fit.predict(c=c)
         true_acc = sigmoid(SIG, task_loss(c))
-        assert out["accuracy"].lo <= true_acc <= out["accuracy"].hi
-        assert float(out["accuracy"].value) == pytest.approx(true_acc, abs=0.03)
+        assert out["downstream"].lo <= true_acc <= out["downstream"].hi
+        assert float(out["downstream"].value) == pytest.approx(true_acc, abs=0.03)
         assert out["loss"].lo <= task_loss(c) <= out["loss"].hi
     raw = fit.to_dict()
     assert set(raw["step2"]["params"]) == {"a", "b", "k", "L0"} and raw["step1"]["law"] == "power"
 
 
-def test_two_step_needs_the_accuracy_column():
+def test_two_step_with_the_exponential_link_predicts_the_error_beyond_the_ladder():
+    fit = fit_two_step(ladder(), "m.err", law="power", x="flops", form="exponential", bootstrap=80)
+    for c in (1e21, 1e22):
+        out = fit.predict(c=c)
+        true_err = exponential(EXP, task_loss(c))
+        assert out["downstream"].lo <= true_err <= out["downstream"].hi
+        # both steps extrapolate (the ladder's lowest loss is 2.25; at 1e22 it is 1.83): 4 points of error at most
+        assert float(out["downstream"].value) == pytest.approx(true_err, abs=0.04)
+    raw = fit.to_dict()
+    assert raw["step2"]["form"] == "exponential" and set(raw["step2"]["params"]) == {"epsilon", "k", "gamma"}
+
+
+def test_a_link_chains_a_loss_prediction_with_its_interval():
+    rng = np.random.default_rng(1)
+    loss = np.repeat(np.linspace(2.2, 3.5, 10), 3)
+    run = np.repeat(np.arange(10), 3)
+    err = exponential(EXP, loss) + 0.004 * rng.standard_normal(loss.size)
+    link = fit_link(loss, err, run, form="exponential", bootstrap=60, level=0.9)
+    assert link.scatter == pytest.approx(0.004, rel=0.4)
+    sure = link.chain(Prediction(np.array(2.0), np.array(2.0), np.array(2.0), 0.9))
+    unsure = link.chain(Prediction(np.array(2.0), np.array(1.9), np.array(2.1), 0.9))
+    assert float(sure.lo) <= exponential(EXP, 2.0) <= float(sure.hi)
+    assert float(unsure.value) == pytest.approx(float(sure.value))
+    # the loss's own interval widens the metric's, on both sides, and the width is at least the curve's slope
+    # times the loss interval's (higher loss, higher error)
+    assert unsure.lo < sure.lo and unsure.hi > sure.hi
+    assert float(unsure.hi - unsure.lo) >= float(exponential(EXP, 2.1) - exponential(EXP, 1.9))
+    raw = link.to_dict()
+    assert raw["form"] == "exponential" and raw["points"] == 30 and set(raw["intervals"]) == {"epsilon", "k", "gamma"}
+
+
+def test_two_step_needs_the_metric_column_and_a_known_link():
     with pytest.raises(UserError, match="m.mmlu: not loaded"):
         fit_two_step(ladder(), "m.mmlu", bootstrap=0)
+    with pytest.raises(UserError, match="form 'logistic': expected one of sigmoid, exponential"):
+        fit_two_step(ladder(), "m.err", form="logistic", bootstrap=0)
+
+
+def test_step_two_needs_more_points_than_parameters_and_a_spread_of_loss():
+    with pytest.raises(UserError, match=r"3 points; it has 3 parameters and needs at least 4"):
+        fit_link([2.0, 2.5, 3.0], [0.5, 0.6, 0.7], form="exponential", bootstrap=0)
+    with pytest.raises(UserError, match="every point has the same loss"):
+        fit_link([2.0] * 6, [0.5] * 6, form="exponential", bootstrap=0)

@@ -610,7 +610,7 @@ def _two_step_prediction(finals: pl.DataFrame, checkpoints: pl.DataFrame, proxy:
                        columns={"c": "compute", "loss": proxy})
 
     fit = fit_two_step(data(finals), "judged", law="power", x="flops", step2=data(checkpoints), bootstrap=0)
-    return float(fit.predict(c=compute)["accuracy"].value)
+    return float(fit.predict(c=compute)["downstream"].value)
 
 
 def _skip(metric: str, predictor: str, sizes: Sequence[str], seeds: int | None, reason: str) -> dict[str, Any]:

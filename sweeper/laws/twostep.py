@@ -1,16 +1,25 @@
-"""Two-step prediction of a downstream metric, as in the OLMo 2 ladder (Bhagia et al. 2024) and DataDecide
-(Magnusson et al. 2025):
+"""Two-step prediction of a downstream metric: compute (or N and D) -> loss -> downstream metric.
 
-1. compute (or N and D) -> task loss: a power law with an irreducible term (:mod:`sweeper.laws.power`);
-2. task loss -> accuracy: a sigmoid  ``acc = a / (1 + exp(-k (L - L0))) + b``.
+1. compute (or N and D) -> loss: a power law with an irreducible term (:mod:`sweeper.laws.power`);
+2. loss -> downstream metric, one of two links (``form``):
 
-The prediction chains the two. Both steps are refitted on the same bootstrap resamples of runs, so the
-interval of the accuracy carries the uncertainty of both. Step 2 may use more points than step 1 (the
-ladder fits it on intermediate checkpoints too): pass them as ``step2``.
+   - ``sigmoid`` (the OLMo 2 ladder, Bhagia et al. 2024, and DataDecide, Magnusson et al. 2025), for a
+     task's accuracy against its own task loss: ``y = a / (1 + exp(-k (L - L0))) + b``;
+   - ``exponential`` (Gadre et al. 2024, "Language models scale reliably with over-training and on
+     downstream tasks"), for a top-1 error against a validation loss: ``y = epsilon - k exp(-gamma L)``.
+     epsilon is the error a model with no signal makes (chance), reached as L grows; the error falls
+     exponentially as the loss does. ``k`` may take either sign, so an accuracy fits as well as an error.
+
+:func:`fit_two_step` fits both steps and chains them; both are refitted on the same bootstrap resamples of
+runs, so the interval of the metric carries the uncertainty of both. Step 2 may use more points than step 1
+(intermediate checkpoints too): pass them as ``step2``. :func:`fit_link` fits step 2 alone, and
+:meth:`LinkFit.chain` maps any loss prediction with its interval (a ladder's law, its misfit included)
+through it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +38,12 @@ from sweeper.laws.power import (
 )
 
 SIGMOID_PARAMS = ("a", "b", "k", "L0")
+EXPONENTIAL_PARAMS = ("epsilon", "k", "gamma")
+GAMMA_GRID = np.geomspace(1e-2, 1e2, 81)
+"""Decay rates (per unit of loss, times the loss's spread) tried before the local fit of the exponential."""
 
 
+# -- the sigmoid link ----------------------------------------------------------------------------------
 def sigmoid(p: np.ndarray, loss: np.ndarray) -> np.ndarray:
     """``a / (1 + exp(-k (L - L0))) + b`` for parameters ``p = [a, b, k, L0]``."""
     a, b, k, l0 = p
@@ -41,9 +54,7 @@ def fit_sigmoid(loss: np.ndarray, acc: np.ndarray, start: np.ndarray | None = No
     """Least-squares fit of the sigmoid from a small grid of starts (or from ``start``); returns [a, b, k, L0]."""
     from scipy.optimize import least_squares
 
-    loss, acc = np.asarray(loss, dtype=float), np.asarray(acc, dtype=float)
-    if loss.size < 5:
-        raise UserError(f"accuracy: {loss.size} points; the sigmoid has 4 parameters and needs at least 5")
+    loss, acc = _points(loss, acc, len(SIGMOID_PARAMS), "sigmoid")
     spread = float(np.ptp(loss)) or 1.0
     lo, hi = float(acc.min()), float(acc.max())
     if start is not None:
@@ -67,61 +78,232 @@ def fit_sigmoid(loss: np.ndarray, acc: np.ndarray, start: np.ndarray | None = No
     return best.x
 
 
-@dataclass
-class TwoStepFit:
-    """Step 1 (a :class:`LawFit` on task loss) and step 2 (the sigmoid), with paired bootstrap samples."""
+# -- the exponential link (Gadre et al. 2024) ------------------------------------------------------------
+def exponential(p: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """``epsilon - k exp(-gamma L)`` for parameters ``p = [epsilon, k, gamma]``."""
+    epsilon, k, gamma = p
+    return epsilon - k * np.exp(np.clip(-gamma * np.asarray(loss), -700.0, 700.0))
 
-    loss_fit: LawFit
-    sigmoid: dict[str, float]
-    samples: np.ndarray | None = None
-    info: dict[str, Any] = field(default_factory=dict)
+
+def fit_exponential(loss: np.ndarray, err: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
+    """Least-squares fit of ``epsilon - k exp(-gamma L)``; returns [epsilon, k, gamma].
+
+    For a fixed gamma the form is linear in (epsilon, k): one small least-squares solve per gamma of a
+    log grid (scaled by the loss's spread) finds the global start, then a trust-region fit refines all three.
+    """
+    from scipy.optimize import least_squares
+
+    loss, err = _points(loss, err, len(EXPONENTIAL_PARAMS), "exponential")
+    centre = float(loss.mean())
+    spread = float(np.ptp(loss)) or 1.0
+    z = loss - centre  # exp(-gamma L) = exp(-gamma centre) exp(-gamma z): fit k' = k exp(-gamma centre)
+    if start is None:
+        best = (np.inf, None)
+        for gamma in GAMMA_GRID / spread:
+            feature = -np.exp(-gamma * z)
+            design = np.column_stack([np.ones_like(z), feature])
+            coef, *_ = np.linalg.lstsq(design, err, rcond=None)
+            cost = float(np.sum((design @ coef - err) ** 2))
+            if cost < best[0]:
+                best = (cost, np.array([coef[0], coef[1], np.log(gamma)]))
+        theta0 = best[1]
+    else:
+        epsilon, k, gamma = start
+        theta0 = np.array([epsilon, k * np.exp(-gamma * centre), np.log(gamma)])
+
+    def resid(t: np.ndarray) -> np.ndarray:
+        return t[0] - t[1] * np.exp(np.clip(-np.exp(t[2]) * z, -700.0, 700.0)) - err
+
+    def jac(t: np.ndarray) -> np.ndarray:
+        g = np.exp(t[2])
+        e = np.exp(np.clip(-g * z, -700.0, 700.0))
+        return np.column_stack([np.ones_like(z), -e, t[1] * e * z * g])
+
+    t = least_squares(resid, theta0, jac=jac, method="trf", x_scale="jac").x
+    gamma = float(np.exp(t[2]))
+    return np.array([t[0], t[1] * np.exp(gamma * centre), gamma])
+
+
+def _points(loss: np.ndarray, y: np.ndarray, n_params: int, form: str) -> tuple[np.ndarray, np.ndarray]:
+    loss, y = np.asarray(loss, dtype=float), np.asarray(y, dtype=float)
+    if loss.size < n_params + 1:
+        raise UserError(f"step 2 ({form}): {loss.size} points; it has {n_params} parameters and needs at least "
+                        f"{n_params + 1}")
+    if np.ptp(loss) <= 0:
+        raise UserError(f"step 2 ({form}): every point has the same loss ({loss[0]:g}); the link needs a spread")
+    return loss, y
+
+
+@dataclass(frozen=True)
+class Link:
+    """Step 2's form: the downstream metric as a function of the loss."""
+
+    name: str
+    formula: str
+    params: tuple[str, ...]
+    value: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    fit: Callable[..., np.ndarray]
+
+
+LINKS = {
+    "sigmoid": Link("sigmoid", "y = a / (1 + exp(-k (L - L0))) + b", SIGMOID_PARAMS, sigmoid, fit_sigmoid),
+    "exponential": Link("exponential", "y = epsilon - k exp(-gamma L)", EXPONENTIAL_PARAMS, exponential,
+                        fit_exponential),
+}
+
+
+def link_named(form: str) -> Link:
+    if form not in LINKS:
+        raise UserError(f"step 2: form {form!r}: expected one of {', '.join(LINKS)}")
+    return LINKS[form]
+
+
+# -- step 2 alone ---------------------------------------------------------------------------------------
+@dataclass
+class LinkFit:
+    """Step 2 fitted on its own (loss -> metric), with bootstrap samples over runs and the points' scatter."""
+
+    form: str
+    params: dict[str, float]
+    samples: np.ndarray | None
+    scatter: float
+    """Root mean square of the residuals: how far one run's metric lies from the curve at its own loss."""
+    level: float
+    loss_range: tuple[float, float]
+    points: int
 
     @property
     def vector(self) -> np.ndarray:
-        return np.array([self.sigmoid[k] for k in SIGMOID_PARAMS])
+        return np.array([self.params[k] for k in link_named(self.form).params])
+
+    def predict(self, loss: Any) -> np.ndarray:
+        return link_named(self.form).value(self.vector, np.asarray(loss, dtype=float))
+
+    def chain(self, loss: Prediction) -> Prediction:
+        """The metric at a predicted loss, with an interval at this fit's level that combines, in quadrature on
+        each side: the loss's own interval mapped through the curve, the curve's bootstrap spread at that loss,
+        and the scatter of single runs about the curve."""
+        from scipy.stats import norm
+
+        value = self.predict(loss.value)
+        down: list[np.ndarray] = []
+        up: list[np.ndarray] = []
+        ends = np.stack([self.predict(loss.lo), self.predict(loss.hi)])
+        if np.all(np.isfinite(ends)):  # a loss without an interval adds nothing here
+            down.append(value - ends.min(axis=0))
+            up.append(ends.max(axis=0) - value)
+        if self.samples is not None:
+            link = link_named(self.form)
+            boot = np.stack([link.value(s, np.asarray(loss.value, dtype=float)) for s in self.samples])
+            lo, hi = percentile_interval(boot, self.level)
+            down.append(value - lo)
+            up.append(hi - value)
+        noise = np.full(np.shape(value), float(norm.ppf(0.5 + self.level / 2)) * self.scatter)
+        down.append(noise)
+        up.append(noise)
+
+        def side(parts: list[np.ndarray]) -> np.ndarray:
+            return np.sqrt(np.sum([np.maximum(part, 0.0) ** 2 for part in parts], axis=0))
+
+        return Prediction(value, value - side(down), value + side(up), self.level)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"form": self.form, "formula": link_named(self.form).formula, "params": self.params,
+                               "scatter": self.scatter, "points": self.points, "loss_range": list(self.loss_range),
+                               "level": self.level}
+        if self.samples is not None:
+            lo, hi = percentile_interval(self.samples, self.level)
+            out["intervals"] = {k: [float(a), float(b)] for k, a, b in zip(self.params, lo, hi, strict=True)}
+        return out
+
+
+def fit_link(loss: np.ndarray, metric: np.ndarray, run: np.ndarray | None = None, *, form: str = "exponential",
+             bootstrap: int = 100, level: float = 0.9, seed: int = 0) -> LinkFit:
+    """Fit step 2 (``metric`` against ``loss``) and bootstrap it over ``run`` (every point its own run when
+    None: checkpoints of one run share its fate, so pass the runs when points include checkpoints)."""
+    link = link_named(form)
+    loss, metric = np.asarray(loss, dtype=float), np.asarray(metric, dtype=float)
+    ok = np.isfinite(loss) & np.isfinite(metric)
+    loss, metric = loss[ok], metric[ok]
+    run = np.arange(loss.size) if run is None else np.asarray(run)[ok]
+    p = link.fit(loss, metric)
+    scatter = float(np.sqrt(np.mean((link.value(p, loss) - metric) ** 2)))
+    samples = None
+    if bootstrap > 0:
+        groups = [np.flatnonzero(run == r) for r in np.unique(run)]
+        rng = np.random.default_rng(seed)
+        drawn = []
+        for _ in range(bootstrap):
+            index = np.concatenate([groups[g] for g in rng.integers(0, len(groups), len(groups))])
+            if np.ptp(loss[index]) <= 0 or index.size <= len(link.params):
+                continue  # a resample of one run cannot fit the curve: it carries no spread
+            drawn.append(link.fit(loss[index], metric[index], start=p))
+        samples = np.stack(drawn) if drawn else None
+    return LinkFit(form, dict(zip(link.params, map(float, p), strict=True)), samples, scatter, level,
+                   (float(loss.min()), float(loss.max())), int(loss.size))
+
+
+# -- both steps ---------------------------------------------------------------------------------------------
+@dataclass
+class TwoStepFit:
+    """Step 1 (a :class:`LawFit` on the loss) and step 2 (the link), with paired bootstrap samples."""
+
+    loss_fit: LawFit
+    step2: dict[str, float]
+    samples: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    form: str = "sigmoid"
+
+    @property
+    def vector(self) -> np.ndarray:
+        return np.array([self.step2[k] for k in link_named(self.form).params])
 
     def predict(self, n: Any = None, d: Any = None, c: Any = None) -> dict[str, Prediction]:
-        """The task loss and the accuracy at the given scale, each with its interval."""
+        """The loss and the downstream metric at the given scale, each with its interval."""
+        link = link_named(self.form)
         loss = self.loss_fit.prediction(n, d, c)
-        value = sigmoid(self.vector, loss.value)
+        value = link.value(self.vector, loss.value)
         level = self.loss_fit.level
         if self.samples is None or self.loss_fit.samples is None:
-            return {"loss": loss, "accuracy": Prediction(value, value * np.nan, value * np.nan, level)}
+            return {"loss": loss, "downstream": Prediction(value, value * np.nan, value * np.nan, level)}
         inputs = self.loss_fit.inputs(n, d, c)
         from sweeper.laws.power import evaluate_law
 
-        boot = np.stack([sigmoid(s2, evaluate_law(self.loss_fit.law, s1, inputs, self.loss_fit.flops_per_token_param))
+        boot = np.stack([link.value(s2, evaluate_law(self.loss_fit.law, s1, inputs,
+                                                     self.loss_fit.flops_per_token_param))
                          for s1, s2 in zip(self.loss_fit.samples, self.samples, strict=True)])
         lo, hi = percentile_interval(boot, level)
-        return {"loss": loss, "accuracy": Prediction(value, lo, hi, level)}
+        return {"loss": loss, "downstream": Prediction(value, lo, hi, level)}
 
     def to_dict(self) -> dict[str, Any]:
+        link = link_named(self.form)
         out = {"law": "two_step", "step1": self.loss_fit.to_dict(),
-               "step2": {"form": "acc = a / (1 + exp(-k (L - L0))) + b", "params": self.sigmoid}, "fit": self.info}
+               "step2": {"form": self.form, "formula": link.formula, "params": self.step2}, "fit": self.info}
         if self.samples is not None:
             lo, hi = percentile_interval(self.samples, self.loss_fit.level)
-            out["step2"]["intervals"] = {k: [float(a), float(b)]
-                                         for k, a, b in zip(SIGMOID_PARAMS, lo, hi, strict=True)}
+            out["step2"]["intervals"] = {k: [float(a), float(b)] for k, a, b in zip(link.params, lo, hi, strict=True)}
             out["step2"]["samples"] = self.samples.tolist()
         return out
 
 
-def fit_two_step(data: LawData, accuracy: str, *, law: str = "power", x: str | None = "flops",
-                 step2: LawData | None = None, bootstrap: int = 100, level: float = 0.95, seed: int = 0,
-                 delta: float = HUBER_DELTA) -> TwoStepFit:
-    """Fit compute -> task loss -> ``accuracy`` (a column in ``data.extra``, and in ``step2.extra`` if given).
+def fit_two_step(data: LawData, metric: str, *, law: str = "power", x: str | None = "flops",
+                 step2: LawData | None = None, form: str = "sigmoid", bootstrap: int = 100, level: float = 0.95,
+                 seed: int = 0, delta: float = HUBER_DELTA) -> TwoStepFit:
+    """Fit compute -> loss -> ``metric`` (a column in ``data.extra``, and in ``step2.extra`` if given), step 2
+    of the link ``form`` (``sigmoid`` or ``exponential``).
 
-    ``data.loss`` is the task loss. Runs are resampled together for both steps (the ``run`` labels of
-    ``step2`` must name the same runs as those of ``data``).
+    ``data.loss`` is the loss. Runs are resampled together for both steps (the ``run`` labels of ``step2``
+    must name the same runs as those of ``data``).
     """
+    link = link_named(form)
     second = step2 if step2 is not None else data
-    if accuracy not in second.extra:
-        raise UserError(f"{second.source}: {accuracy}: not loaded; pass it in extra=[...]")
+    if metric not in second.extra:
+        raise UserError(f"{second.source}: {metric}: not loaded; pass it in extra=[...]")
     loss_fit = fit_law(data, law, x, bootstrap=0, level=level, seed=seed, delta=delta)
-    acc = second.extra[accuracy]
-    ok = np.isfinite(acc)
+    ok = np.isfinite(second.extra[metric])
     second = second.take(np.flatnonzero(ok))
-    p2 = fit_sigmoid(second.loss, second.extra[accuracy])
+    y = second.extra[metric]
+    p2 = link.fit(second.loss, y)
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):  # tiny problems: BLAS threads only cost
@@ -137,11 +319,11 @@ def fit_two_step(data: LawData, accuracy: str, *, law: str = "power", x: str | N
                 s1.append(refit(data.take(index), law, loss_fit.x, [loss_fit.vector], delta))
                 runs = [data.run[units[u][0]] for u in drawn]
                 picked = np.concatenate([rows2.get(r, np.empty(0, dtype=int)) for r in runs])
-                if picked.size < 5:
+                if picked.size <= len(link.params):
                     raise UserError(f"{second.source}: the runs of step 2 do not match those of step 1")
-                s2.append(fit_sigmoid(second.loss[picked], second.extra[accuracy][picked], start=p2))
+                s2.append(link.fit(second.loss[picked], y[picked], start=p2))
             samples1, samples2 = np.stack(s1), np.stack(s2)
     loss_fit.samples = samples1
     loss_fit.bootstrap = {"replicates": bootstrap, "by": "run", "seed": seed}
-    return TwoStepFit(loss_fit, dict(zip(SIGMOID_PARAMS, map(float, p2), strict=True)), samples2,
-                      {"step2_points": len(second), "accuracy": accuracy})
+    return TwoStepFit(loss_fit, dict(zip(link.params, map(float, p2), strict=True)), samples2,
+                      {"step2_points": len(second), "metric": metric}, form)
