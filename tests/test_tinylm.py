@@ -51,6 +51,11 @@ def test_loss_falls_on_every_builtin_domain():
         assert curve[-1] < curve[0] < uniform, (name, curve)
         assert curve[-1] < 0.75 * uniform, (name, curve)
     assert final["loss.valid.target"] == pytest.approx(np.mean([final[f"loss.valid.{n}"] for n in names]))
+    # top-1 next-token error: a share of tokens, falling as the model learns, averaged like the loss
+    for name in names:
+        error = [r[f"error.valid.{name}"] for r in rows]
+        assert 0.0 <= error[-1] < error[0] <= 1.0, (name, error)
+    assert final["error.valid.target"] == pytest.approx(np.mean([final[f"error.valid.{n}"] for n in names]))
 
 
 def test_reports_carry_counts_curves_and_cumulative_flops():
@@ -60,8 +65,10 @@ def test_reports_carry_counts_curves_and_cumulative_flops():
     for r in rows:
         assert r["tokens"] == r["step"] * 16 * 64
         assert r["flops"] == pytest.approx(info["flops_per_token"] * r["tokens"])
-        assert {"loss", "lr", "loss.valid.arith", "loss.valid.records", "loss.valid.target"} <= set(r)
+        assert {"loss", "lr", "loss.valid.arith", "loss.valid.records", "loss.valid.target",
+                "error.valid.arith", "error.valid.records", "error.valid.target"} <= set(r)
         assert r["loss.valid.target"] == r["loss.valid.records"]
+        assert r["error.valid.target"] == r["error.valid.records"]
     assert rows[0]["n_params"] == info["n_params"] and "n_params" not in rows[1]
     assert rows[0]["n_params_nonembed"] == info["n_params_nonembed"] < info["n_params"]
     assert rows[0]["n_params_trainable"] == info["n_params"]

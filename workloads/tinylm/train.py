@@ -3,7 +3,7 @@
 One run: resolve the config, open the cached domains, build the model from the seed, then AdamW
 (PyTorch's fused kernel where the device has one) with a warmup + constant / cosine / WSD schedule and
 gradient clipping, drawing each batch from the mixture. Every ``eval_every`` steps and at the end it
-measures validation loss on every domain and reports the curve point.
+measures validation loss and top-1 next-token error on every domain and reports the curve point.
 """
 
 from __future__ import annotations
@@ -107,7 +107,8 @@ def token_shares(domains: Any = None, tokenizer: str = "bytes") -> dict[str, flo
 
 
 class _Evaluator:
-    """Validation loss per domain on fixed windows (the same for every step and every trial)."""
+    """Validation loss and top-1 next-token error per domain on fixed windows (the same for every step and
+    every trial)."""
 
     def __init__(self, domains, cfg: TinyLMConfig, device: torch.device):
         self.windows = {}
@@ -117,18 +118,23 @@ class _Evaluator:
             self.windows[d.name] = win.to(device=device, dtype=torch.long)
 
     @torch.inference_mode()
-    def __call__(self, model: GPT, autocast) -> dict[str, float]:
+    def __call__(self, model: GPT, autocast) -> tuple[dict[str, float], dict[str, float]]:
+        """Per domain: the mean loss, and the share of tokens whose most likely prediction is wrong."""
         # keep the logits of one chunk under 2**26 floats whatever the vocabulary
         chunk = max(1, min(self.batch_size, (1 << 26) // (model.cfg.ctx * model.cfg.vocab_size)))
-        out = {}
+        loss, error = {}, {}
         for name, windows in self.windows.items():
             total = torch.zeros((), dtype=torch.float64, device=windows.device)
+            wrong = torch.zeros((), dtype=torch.int64, device=windows.device)
             for part in windows.split(chunk):
                 with autocast:
                     logits = model.logits(part[:, :-1])
-                total += F.cross_entropy(logits.flatten(0, 1).float(), part[:, 1:].flatten(), reduction="sum")
-            out[name] = total.item() / windows[:, 1:].numel()
-        return out
+                target = part[:, 1:]
+                total += F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), reduction="sum")
+                wrong += (logits.argmax(dim=-1) != target).sum()
+            loss[name] = total.item() / windows[:, 1:].numel()
+            error[name] = wrong.item() / windows[:, 1:].numel()
+        return loss, error
 
 
 class Trainer:
@@ -222,8 +228,9 @@ def open_run(config: dict[str, Any]) -> tuple[RunData, Trainer]:
 
 def train(config: dict[str, Any], report: Callable[..., None]) -> dict[str, float]:
     """Train one GPT on a mixture of domains; report ``step``, ``tokens``, ``flops``, ``loss``, ``lr``,
-    ``loss.valid.<domain>``, ``loss.valid.target``, ``share.<domain>`` every ``eval_every`` steps and at
-    the end (the first report also carries ``n_params``, ``n_params_nonembed``, ``n_params_trainable``)."""
+    ``loss.valid.<domain>``, ``loss.valid.target``, ``error.valid.<domain>``, ``error.valid.target`` (top-1
+    next-token error), ``share.<domain>`` every ``eval_every`` steps and at the end (the first report also
+    carries ``n_params``, ``n_params_nonembed``, ``n_params_trainable``)."""
     data, trainer = open_run(config)
     cfg, target = data.cfg, data.target
     evaluate = _Evaluator(data.domains, cfg, trainer.device)
@@ -238,9 +245,11 @@ def train(config: dict[str, Any], report: Callable[..., None]) -> dict[str, floa
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"tinylm: training loss is {train_loss} at step {step}: the run "
                                      f"diverged (lr {cfg.lr:g} may be too high)")
-        valid = evaluate(trainer.model, trainer.autocast)
+        valid, error = evaluate(trainer.model, trainer.autocast)
         metrics = {"loss": train_loss, "lr": trainer.lr, **{f"loss.valid.{n}": v for n, v in valid.items()},
                    "loss.valid.target": sum(target[n] * valid[n] for n in names),
+                   **{f"error.valid.{n}": v for n, v in error.items()},
+                   "error.valid.target": sum(target[n] * error[n] for n in names),
                    **{f"share.{n}": float(s) for n, s in zip(names, trainer.sampler.shares(), strict=True)}}
         tokens = step * cfg.tokens_per_step
         report(step=step, tokens=tokens, flops=float(trainer.flops_per_token * tokens),
