@@ -4,6 +4,11 @@ them, and compare (``laws/validation.csv``: ``n_params``, ``tokens``, ``flops``,
 ``upper``, ``measured``, ``rel_error``; with ``laws.components`` also ``laws/validation_components.csv``, each
 component's law against the component's measured loss).
 
+With ``laws.downstream`` it also predicts a downstream metric in two steps (:mod:`sweeper.laws.twostep`): the
+law's loss, then a link from loss to the metric fitted on the ladder's checkpoints (by default the
+exponential of Gadre et al. 2024, for a top-1 error); the loss's interval is carried through the link
+(``laws/downstream.json``, and ``laws/validation_downstream.csv`` against the measured metric).
+
 The law is any of `sweeper.laws.power`'s forms, ``auto`` by default (chosen by backtest, its intervals
 widened by its extrapolation error); N is the parameter count the workload reports (``m.n_params``) or a
 config column, D the tokens seen, C the FLOPs counted.
@@ -116,14 +121,40 @@ def fit_ladder(study: Study, results: Path) -> Any:
         raise UserError(exc.render("laws.components")) from None
 
 
-def predict_runs(study: Study, fit: Any) -> list[dict[str, Any]]:
-    """Each validation run's size and the law's prediction for it, with the interval."""
+def fit_downstream(study: Study, results: Path) -> Any:
+    """Step 2 of ``laws.downstream``: the link from the law's loss to the metric, fitted on every checkpoint
+    of the sweep's runs past ``min_fraction`` of their tokens, bootstrapped over runs."""
+    from sweeper.law_inputs import law_points
+    from sweeper.laws.twostep import fit_link
+    from sweeper.results import StudyResults
+
+    spec = study.laws
+    folder = StudyResults(results)
+    metric = result_key(spec.downstream.metric)
+    if metric not in folder.columns():
+        raise UserError(f"laws.downstream.metric: {spec.downstream.metric}: no such metric (the workload reports "
+                        f"{', '.join(c for c in folder.columns() if c.startswith('m.')) or 'no metric'})")
+    data = law_points(folder, _loss_key(study), n=_n_column(study, folder.columns()), d="tokens", c="flops",
+                      intermediate=True, min_fraction=spec.downstream.min_fraction, extra=[metric],
+                      phase="search")
+    try:
+        return fit_link(data.loss, data.extra[metric], data.run, form=spec.downstream.form,
+                        bootstrap=spec.bootstrap, level=spec.level, seed=study.seed)
+    except UserError as exc:
+        raise UserError(f"laws.downstream: {exc}") from None
+
+
+def predict_runs(study: Study, fit: Any, link: Any = None) -> list[dict[str, Any]]:
+    """Each validation run's size and the law's prediction for it, with the interval (and, with ``link``,
+    the downstream metric's)."""
     out = []
     for name, params in study.laws.validate_.runs.items():
         size = run_size(study, {**study.params, **params})
         # C as the ladder's runs counted it (a law in compute was fitted to counted FLOPs, not 6 N D)
         pred = fit.prediction(n=size["n_params"], d=size["tokens"], c=size.get("flops"))
         out.append({"run": name, **size, **_point(pred)})
+        if link is not None:
+            out[-1]["downstream"] = _point(link.chain(pred))
         if fit.law == "components":  # what each component's law expects, to see later which one missed
             out[-1]["components"] = {part: _point(law.prediction(n=size["n_params"], d=size["tokens"],
                                                                  c=size.get("flops")))
@@ -156,10 +187,17 @@ def run_ladder(study: Study, results: Path, out: TextIO,
     print(f"law fitted to the ladder ({fit.n_points} runs): {fit.law}, {fit.form}", file=out)
     if fit.law == "components":
         _print_components(out, fit)
+    link = None
+    if spec.downstream is not None:
+        link = fit_downstream(study, results)
+        (folder / "downstream.json").write_text(json.dumps({"metric": spec.downstream.metric, **link.to_dict()},
+                                                           indent=2))
+        summary["downstream"] = {"metric": spec.downstream.metric, **link.to_dict()}
+        _print_link(out, spec.downstream.metric, link)
     if spec.validate_ is None:
         (folder / "ladder.json").write_text(json.dumps(summary, indent=2, default=float))
         return summary
-    predictions = predict_runs(study, fit)
+    predictions = predict_runs(study, fit, link)
     (folder / "predictions.json").write_text(json.dumps(predictions, indent=2))  # on disk before they train
     presets = {name: dict(params) for name, params in spec.validate_.runs.items()}
     run_phase(follow_up_study(study, presets, list(spec.validate_.seeds), params=dict(study.params)),
@@ -176,6 +214,11 @@ def run_ladder(study: Study, results: Path, out: TextIO,
         parts.write_csv(folder / "validation_components.csv")
         summary["validation_components"] = parts.to_dicts()
         _print_component_errors(out, parts)
+    if link is not None:
+        downstream = compare_downstream(trials, predictions, spec.downstream.metric)
+        downstream.write_csv(folder / "validation_downstream.csv")
+        summary["validation_downstream"] = downstream.to_dicts()
+        _print_downstream(out, downstream, spec.downstream.metric, fit.level)
     (folder / "ladder.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary
 
@@ -215,6 +258,24 @@ def compare_components(trials: pl.DataFrame, predictions: list[dict[str, Any]],
                                       "measured": pl.Float64, "seeds": pl.Int64, "rel_error": pl.Float64})
 
 
+def compare_downstream(trials: pl.DataFrame, predictions: list[dict[str, Any]], metric: str) -> pl.DataFrame:
+    """Each validation run's downstream metric: predicted (before it trained) against measured (mean over
+    seeds), the error in the metric's units and relative to it."""
+    rows = []
+    for p in predictions:
+        mine = _validation_trials(trials, p["run"])
+        measured = _measured(mine, result_key(metric))
+        pred = p["downstream"]
+        rows.append({"run": p["run"], "n_params": p["n_params"], "tokens": p["tokens"], "flops": p["flops"],
+                     **pred, "measured": measured, "seeds": mine.height,
+                     "error": None if measured is None else pred["predicted"] - measured,
+                     "rel_error": None if measured is None else (pred["predicted"] - measured) / measured})
+    return pl.DataFrame(rows, schema={"run": pl.String, "n_params": pl.Float64, "tokens": pl.Float64,
+                                      "flops": pl.Float64, "predicted": pl.Float64, "lower": pl.Float64,
+                                      "upper": pl.Float64, "measured": pl.Float64, "seeds": pl.Int64,
+                                      "error": pl.Float64, "rel_error": pl.Float64})
+
+
 def _validation_trials(trials: pl.DataFrame, run: str) -> pl.DataFrame:
     """The finished trials (one per seed) of the validation run ``run``."""
     return trials.filter(pl.col("cfg.candidate") == run) if trials.height else trials
@@ -247,6 +308,23 @@ def _print(out: TextIO, table: pl.DataFrame, level: float) -> None:
             f"{'inside' if _inside(r['measured'], r['lower'], r['upper']) else 'outside'} the interval)")
         print(f"  {r['run']}: N {r['n_params']:.3g}, D {r['tokens']:.3g}, C {r['flops']:.3g}: predicted "
               f"{r['predicted']:.4f} [{r['lower']:.4f}, {r['upper']:.4f}], {measured}", file=out)
+
+
+def _print_link(out: TextIO, metric: str, link: Any) -> None:
+    params = ", ".join(f"{k} {v:.4g}" for k, v in link.params.items())
+    lo, hi = link.loss_range
+    print(f"  downstream {metric}: {link.form} link ({params}), fitted on {link.points} checkpoints with the loss "
+          f"in [{lo:.4f}, {hi:.4f}]; runs scatter {link.scatter:.4f} about it", file=out)
+
+
+def _print_downstream(out: TextIO, table: pl.DataFrame, metric: str, level: float) -> None:
+    print(f"  downstream {metric} (predicted from the predicted loss, {level:.0%} interval):", file=out)
+    for r in table.iter_rows(named=True):
+        measured = "not measured" if r["measured"] is None else (
+            f"measured {r['measured']:.4f} ({r['error']:+.4f}, {r['rel_error']:+.2%}; "
+            f"{'inside' if _inside(r['measured'], r['lower'], r['upper']) else 'outside'} the interval)")
+        print(f"    {r['run']}: predicted {r['predicted']:.4f} [{r['lower']:.4f}, {r['upper']:.4f}], {measured}",
+              file=out)
 
 
 def _print_components(out: TextIO, fit: Any) -> None:

@@ -195,6 +195,18 @@ class LawsValidateSpec(_Strict):
         return seed_list(v)
 
 
+class DownstreamSpec(_Strict):
+    """A ladder's downstream metric, predicted in two steps: the law's loss, then a link fitted from the loss
+    to the metric on the ladder's checkpoints."""
+
+    metric: str = Field(min_length=1, description="the downstream metric, e.g. error.valid.target")
+    form: Literal["exponential", "sigmoid"] = Field(
+        "exponential", description="the link from loss to metric: exponential (Gadre et al. 2024, for a top-1 "
+                                   "error) or sigmoid (the OLMo 2 ladder, for an accuracy)")
+    min_fraction: float = Field(0.1, ge=0, lt=1, description="checkpoints before this share of their run's tokens "
+                                                             "are left out of the link's fit (transients)")
+
+
 class LawsSpec(_Strict):
     """A model ladder's end: fit a scaling law to the sweep, predict larger runs, then train and compare them."""
 
@@ -209,6 +221,8 @@ class LawsSpec(_Strict):
                           "of the sizes, and keeps a window that extrapolated better")
     components: dict[str, float] | None = Field(
         None, description="metric -> weight: the loss is this weighted sum; fit a law to each, predict the sum")
+    downstream: DownstreamSpec | None = Field(
+        None, description="also predict a downstream metric from the predicted loss (two-step), and check it")
     validate_: LawsValidateSpec | None = Field(None, alias="validate")
 
     @field_validator("components", mode="before")

@@ -13,7 +13,7 @@ from sweeper.engine import run_study
 from sweeper.errors import UserError
 from sweeper.spec import parse_study
 from tests.helpers import study_data
-from workloads.synthetic import expected_loss, optimal_lr
+from workloads.synthetic import DOWNSTREAM, expected_error, expected_loss, optimal_lr
 
 SIZES = {"xs": 1e6, "s": 4e6, "m": 1.6e7, "l": 6.4e7}
 
@@ -54,6 +54,51 @@ def test_the_ladder_predicts_its_validation_run_before_training_it(tmp_path):
     assert '<section id="laws">' in page and "The ladder's validation" in page and 'data-chart="laws-1"' in page
 
 
+@pytest.mark.usefixtures("ray_session")
+def test_the_ladder_predicts_a_downstream_error_through_the_link_of_gadre_et_al(tmp_path, capsys):
+    out = io.StringIO()
+    study = ladder_study(downstream={"metric": "error", "form": "exponential"})
+    outcome = run_study(study, tmp_path / "r", stream=out, rich=False)
+    folder = outcome.results_dir / "laws"
+    link = json.loads((folder / "downstream.json").read_text())
+    assert link["metric"] == "error" and link["form"] == "exponential"
+    # noise-free points of the synthetic workload's own link: the fit recovers it
+    assert [link["params"][k] for k in ("epsilon", "k", "gamma")] == pytest.approx(
+        [DOWNSTREAM["epsilon"], DOWNSTREAM["k"], DOWNSTREAM["gamma"]], rel=1e-3)
+    # 12 runs x 5 reports, less those before 10% of their tokens (none: the first is at 20%)
+    assert link["points"] == 60
+    predictions = json.loads((folder / "predictions.json").read_text())
+    assert set(predictions[0]["downstream"]) == {"predicted", "lower", "upper"}
+    table = pl.read_csv(folder / "validation_downstream.csv")
+    row = table.row(0, named=True)
+    truth = expected_error(expected_loss(2.56e8, 2e9, optimal_lr(2.56e8)))
+    assert row["measured"] == pytest.approx(truth, rel=1e-6)
+    assert abs(row["error"]) < 0.01 and row["rel_error"] == pytest.approx(row["error"] / row["measured"])
+    assert row["lower"] <= row["predicted"] <= row["upper"]
+    assert "downstream error (predicted from the predicted loss" in out.getvalue()
+    assert outcome.ladder["validation_downstream"][0]["run"] == "big"
+    # the saved fit and link predict the same elsewhere (`sweeper predict law ... --downstream`)
+    import argparse
+
+    from sweeper.commands import predict_law
+
+    parser = argparse.ArgumentParser()
+    predict_law.configure(parser)
+    args = parser.parse_args([str(folder / "fit.json"), "--n", "2.56e8", "--d", "2e9", "--downstream",
+                              str(folder / "downstream.json"), "--json"])
+    capsys.readouterr()
+    assert predict_law.run(args) == 0
+    again = json.loads(capsys.readouterr().out)["downstream"]
+    assert again["metric"] == "error" and again["value"] == pytest.approx(row["predicted"], rel=1e-9)
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_downstream_metric_the_workload_does_not_report_is_named(tmp_path):
+    study = ladder_study(downstream={"metric": "accuracy"})
+    with pytest.raises(UserError, match="laws.downstream.metric: accuracy: no such metric .*m.error"):
+        run_study(study, tmp_path / "r", stream=io.StringIO(), rich=False)
+
+
 def test_a_ladder_too_short_or_a_validation_too_small_is_refused_before_training(tmp_path):
     with pytest.raises(UserError, match="laws: the ladder has 2 model size"):
         run_study(ladder_study(sizes={"xs": 1e6, "s": 4e6}), tmp_path / "a", stream=io.StringIO(), rich=False)
@@ -62,4 +107,6 @@ def test_a_ladder_too_short_or_a_validation_too_small_is_refused_before_training
         run_study(ladder_study(validate=small), tmp_path / "b", stream=io.StringIO(), rich=False)
     with pytest.raises(UserError, match="laws: .*windows: only with law auto .*not chinchilla"):
         ladder_study(windows=True)
+    with pytest.raises(UserError, match="laws.downstream.form"):
+        ladder_study(downstream={"metric": "error", "form": "logistic"})
     assert not (tmp_path / "a" / "rows").exists() and not (tmp_path / "b" / "rows").exists()

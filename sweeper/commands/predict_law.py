@@ -4,6 +4,8 @@
     sweeper predict law fit.json --c 1e23            # chinchilla: the compute-optimal N*, D*, L*
     sweeper predict law fit.json --n 7e9 --c 1e23 --json
     sweeper predict law results/ladder/laws/fit.json --n 5e5 --d 1e7   # a ladder's fit, one law per component
+    sweeper predict law results/ladder/laws/fit.json --n 5e5 --d 1e7 \
+        --downstream results/ladder/laws/downstream.json                # and its downstream metric (two-step)
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=float, metavar="N", help="parameters, e.g. 1e9")
     parser.add_argument("--d", type=float, metavar="D", help="training tokens, e.g. 2e10")
     parser.add_argument("--c", type=float, metavar="C", help="training compute in FLOPs, e.g. 1.2e20")
+    parser.add_argument("--downstream", metavar="LINK.json", help="also predict a downstream metric through a "
+                        "ladder's link from loss to metric (laws/downstream.json, written with laws.downstream); "
+                        "the loss's interval is carried through it")
     parser.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     accept_negative_numbers(parser)
 
@@ -36,12 +41,18 @@ def run(args: argparse.Namespace) -> int:
     from sweeper.laws.components import load_fit
 
     fit = load_fit(args.fit)
+    link = _load_link(args.downstream) if args.downstream else None
     given = {k: v for k, v in (("n", args.n), ("d", args.d), ("c", args.c)) if v is not None}
     if not given:
         raise UserError("predict law: give --n and --d, or --c (and --n or --d)")
     for key, value in given.items():
         if not value > 0:
             raise UserError(f"--{key}: {value}: expected a positive number")
+    if link is not None:
+        if set(given) == {"c"} and fit.law != "power":
+            raise UserError("--downstream: give --n and --d (or one of them with --c): the metric is predicted at "
+                            "one model's loss")
+        return _print_downstream(fit, link, given, args.json)
     if fit.law == "components":
         return _print_components(fit, given, args.json)
     level = f"{fit.level:.0%}"
@@ -101,4 +112,43 @@ def _print_components(fit, given: dict[str, float], as_json: bool) -> int:
     print(f"L({where}) = {float(pred.value):.5g}{band}: {fit.form}")
     for name, value in parts.items():
         print(f"  {name}: {value:.5g} ({fit.fits[name].law} law, weight {fit.weights[name]:g})")
+    return 0
+
+
+def _load_link(path: str) -> tuple[str, object]:
+    """The metric's name and the link of a ladder's laws/downstream.json."""
+    import json as json_mod
+    from pathlib import Path
+
+    from sweeper.errors import UserError
+    from sweeper.laws.twostep import LinkFit
+
+    link = LinkFit.load(path)
+    metric = json_mod.loads(Path(path).read_text()).get("metric")
+    if not isinstance(metric, str) or not metric:
+        raise UserError(f"{path}: metric: expected the downstream metric's name")
+    return metric, link
+
+
+def _print_downstream(fit, named_link: tuple[str, object], given: dict[str, float], as_json: bool) -> int:
+    """The loss, then the downstream metric at that loss, each with its interval."""
+    metric, link = named_link
+    loss = fit.prediction(**given)
+    value = link.chain(loss)
+    if as_json:
+        print(json.dumps({"law": fit.law, "inputs": given, "loss": loss.to_dict(),
+                          "downstream": {"metric": metric, "form": link.form, **value.to_dict()}}, indent=2))
+        return 0
+    where = ", ".join(f"{k.upper()}={v:.4g}" for k, v in given.items())
+
+    def band(pred) -> str:
+        lo, hi = float(pred.lo), float(pred.hi)
+        return f"  [{lo:.5g}, {hi:.5g}]" if math.isfinite(lo) and math.isfinite(hi) else ""
+
+    print(f"L({where}) = {float(loss.value):.5g}{band(loss)} ({fit.level:.0%} interval, {fit.law} law)")
+    low, high = link.loss_range
+    beyond = "" if low <= float(loss.value) <= high else (
+        f"; the link was fitted on losses in [{low:.4g}, {high:.4g}], so it extrapolates")
+    print(f"{metric} = {float(value.value):.5g}{band(value)} ({link.level:.0%} interval: the loss's carried "
+          f"through the {link.form} link, with the link's bootstrap and the runs' scatter{beyond})")
     return 0

@@ -19,8 +19,10 @@ through it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,7 @@ from sweeper.laws.power import (
 
 SIGMOID_PARAMS = ("a", "b", "k", "L0")
 EXPONENTIAL_PARAMS = ("epsilon", "k", "gamma")
+LINK_FORMAT = "sweeper.link/1"
 GAMMA_GRID = np.geomspace(1e-2, 1e2, 81)
 """Decay rates (per unit of loss, times the loss's spread) tried before the local fit of the exponential."""
 
@@ -208,13 +211,68 @@ class LinkFit:
         return Prediction(value, value - side(down), value + side(up), self.level)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"form": self.form, "formula": link_named(self.form).formula, "params": self.params,
-                               "scatter": self.scatter, "points": self.points, "loss_range": list(self.loss_range),
-                               "level": self.level}
+        out: dict[str, Any] = {"format": LINK_FORMAT, "form": self.form, "formula": link_named(self.form).formula,
+                               "params": self.params, "scatter": self.scatter, "points": self.points,
+                               "loss_range": list(self.loss_range), "level": self.level}
         if self.samples is not None:
             lo, hi = percentile_interval(self.samples, self.level)
             out["intervals"] = {k: [float(a), float(b)] for k, a, b in zip(self.params, lo, hi, strict=True)}
+            out["samples"] = self.samples.tolist()
         return out
+
+    @classmethod
+    def from_dict(cls, raw: Any, source: str) -> LinkFit:
+        """A link written by :meth:`to_dict` (a ladder's ``laws/downstream.json``), checked field by field."""
+        if not isinstance(raw, dict):
+            raise UserError(f"{source}: expected a JSON object (a link from loss to a downstream metric)")
+        form = raw.get("form")
+        if form not in LINKS:
+            raise UserError(f"{source}: form: expected one of {', '.join(LINKS)}, got {form!r}")
+        names = LINKS[form].params
+        params = raw.get("params")
+        if not isinstance(params, dict) or any(not _finite(params.get(k)) for k in names):
+            raise UserError(f"{source}: params: expected finite numbers for {', '.join(names)}")
+        if form == "exponential" and not params["gamma"] > 0:
+            raise UserError(f"{source}: params.gamma: expected a decay rate > 0, got {params['gamma']!r}")
+        samples = raw.get("samples")
+        if samples is not None:
+            try:
+                samples = np.asarray(samples, dtype=float)
+            except (TypeError, ValueError):
+                samples = None
+            if samples is None or samples.ndim != 2 or samples.shape[1] != len(names) or samples.shape[0] == 0:
+                raise UserError(f"{source}: samples: expected one list of {len(names)} numbers ({', '.join(names)}) "
+                                "per bootstrap replicate")
+        scatter, level = raw.get("scatter", 0.0), raw.get("level")
+        if not _finite(scatter) or scatter < 0:
+            raise UserError(f"{source}: scatter: expected a number >= 0, got {scatter!r}")
+        if not _finite(level) or not 0 < level < 1:
+            raise UserError(f"{source}: level: expected a number between 0 and 1, got {level!r}")
+        span = raw.get("loss_range")
+        if not (isinstance(span, list) and len(span) == 2 and all(_finite(v) for v in span)):
+            raise UserError(f"{source}: loss_range: expected [lowest, highest] loss of the fitted points")
+        points = raw.get("points")
+        if not isinstance(points, int) or isinstance(points, bool) or points < 1:
+            raise UserError(f"{source}: points: expected a positive count, got {points!r}")
+        return cls(form, {k: float(params[k]) for k in names}, samples, float(scatter), float(level),
+                   (float(span[0]), float(span[1])), points)
+
+    @classmethod
+    def load(cls, path: str | Path) -> LinkFit:
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise UserError(f"{path}: no such file (expected a ladder's laws/downstream.json)") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UserError(f"{path}: not JSON ({exc})") from None
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+        return cls.from_dict(raw, str(path))
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
 def fit_link(loss: np.ndarray, metric: np.ndarray, run: np.ndarray | None = None, *, form: str = "exponential",

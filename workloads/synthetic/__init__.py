@@ -10,7 +10,9 @@ During a run the curve is reported at d = D * s / steps tokens, so every interme
 L(N, d, lr) too, and ``flops`` = 6 N d. With a ``mix`` (weights over any
 domain names) the loss gains ``mix_weight * sum_i (w_i - w*_i)**2``, where the best mixture w* is
 proportional to 1, 2, 3, ... over the domains sorted by name (``optimal_mixture``). The true parameters are in
-``TRUE_PARAMS``; tests and benchmarks use them to check searchers and extrapolators.
+``TRUE_PARAMS``; tests and benchmarks use them to check searchers and extrapolators. Every report also
+carries ``error``, a downstream top-1 error that follows the loss by the link of Gadre et al. 2024,
+``epsilon - k exp(-gamma L)`` (``DOWNSTREAM``), to check two-step predictions.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ TRUE_PARAMS: dict[str, float] = {
     "lr_exponent": 0.25,
     "mix_weight": 0.5,
 }
+
+DOWNSTREAM: dict[str, float] = {"epsilon": 0.9, "k": 4.0, "gamma": 1.0}
+"""The link from the loss to the reported ``error``: ``epsilon - k exp(-gamma L)``."""
 
 DEFAULTS: dict[str, Any] = {
     "mix": None,
@@ -77,6 +82,12 @@ def expected_loss(n_params: float, tokens: float, lr: float, mix: dict[str, floa
     return loss
 
 
+def expected_error(loss: float) -> float:
+    """The downstream error at ``loss`` (``DOWNSTREAM``'s link)."""
+    p = DOWNSTREAM
+    return p["epsilon"] - p["k"] * math.exp(-p["gamma"] * loss)
+
+
 def train(config: dict[str, Any], report: Callable[..., None]) -> dict[str, float]:
     """Report the loss curve of one synthetic run (the workload contract: ``train(config, report)``).
 
@@ -107,8 +118,8 @@ def train(config: dict[str, Any], report: Callable[..., None]) -> dict[str, floa
             loss = math.nan
         if cfg["sleep_s"]:
             time.sleep(float(cfg["sleep_s"]))
-        report(step=step, tokens=int(tokens), flops=6.0 * n * tokens, loss=loss)
+        report(step=step, tokens=int(tokens), flops=6.0 * n * tokens, loss=loss, error=expected_error(loss))
         if cfg["hang_above_lr"] is not None and lr > float(cfg["hang_above_lr"]):
             while True:
                 time.sleep(0.1)
-    return {"loss": loss}
+    return {"loss": loss, "error": expected_error(loss)}
