@@ -139,7 +139,7 @@ def fit_downstream(study: Study, results: Path) -> Any:
                       phase="search")
     try:
         return fit_link(data.loss, data.extra[metric], data.run, form=spec.downstream.form,
-                        bootstrap=spec.bootstrap, level=spec.level, seed=study.seed)
+                        bootstrap=spec.bootstrap, level=spec.level, seed=study.seed, name=spec.downstream.metric)
     except UserError as exc:
         raise UserError(f"laws.downstream: {exc}") from None
 
@@ -190,9 +190,8 @@ def run_ladder(study: Study, results: Path, out: TextIO,
     link = None
     if spec.downstream is not None:
         link = fit_downstream(study, results)
-        (folder / "downstream.json").write_text(json.dumps({"metric": spec.downstream.metric, **link.to_dict()},
-                                                           indent=2))
-        summary["downstream"] = {"metric": spec.downstream.metric, **link.to_dict()}
+        (folder / "downstream.json").write_text(json.dumps(link.to_dict(), indent=2))
+        summary["downstream"] = {k: v for k, v in link.to_dict().items() if k != "samples"}
         _print_link(out, spec.downstream.metric, link)
     if spec.validate_ is None:
         (folder / "ladder.json").write_text(json.dumps(summary, indent=2, default=float))

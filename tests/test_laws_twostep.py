@@ -4,13 +4,23 @@ through a loss prediction's interval."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from sweeper.errors import UserError
 from sweeper.laws.data import LawData
 from sweeper.laws.power import Prediction
-from sweeper.laws.twostep import exponential, fit_exponential, fit_link, fit_sigmoid, fit_two_step, sigmoid
+from sweeper.laws.twostep import (
+    LinkFit,
+    exponential,
+    fit_exponential,
+    fit_link,
+    fit_sigmoid,
+    fit_two_step,
+    sigmoid,
+)
 
 SIG = np.array([0.6, 0.25, -6.0, 2.6])  # a, b, k, L0: accuracy rises from 0.25 as the task loss falls
 EXP = np.array([0.85, 3.0, 0.9])  # epsilon, k, gamma: top-1 error falls from 0.85 (chance) as the loss falls
@@ -97,3 +107,25 @@ def test_step_two_needs_more_points_than_parameters_and_a_spread_of_loss():
         fit_link([2.0, 2.5, 3.0], [0.5, 0.6, 0.7], form="exponential", bootstrap=0)
     with pytest.raises(UserError, match="every point has the same loss"):
         fit_link([2.0] * 6, [0.5] * 6, form="exponential", bootstrap=0)
+
+
+def test_a_saved_link_reads_back_and_a_hand_edited_one_is_refused_by_field(tmp_path):
+    loss = np.repeat(np.linspace(2.2, 3.5, 8), 2)
+    link = fit_link(loss, exponential(EXP, loss), np.repeat(np.arange(8), 2), bootstrap=20)
+    path = tmp_path / "downstream.json"
+    path.write_text(json.dumps({**link.to_dict(), "metric": "m.err"}))
+    again = LinkFit.load(path)
+    at = Prediction(np.array(2.0), np.array(1.95), np.array(2.05), 0.9)
+    assert again.metric == "m.err" and again.form == "exponential"
+    mine, theirs = link.chain(at), again.chain(at)
+    assert (float(theirs.value), float(theirs.lo), float(theirs.hi)) == pytest.approx(
+        (float(mine.value), float(mine.lo), float(mine.hi)))
+    for edit, field in (({"form": "logistic"}, "form"), ({"params": {"epsilon": 0.9, "k": 3.0}}, "params"),
+                        ({"params": {"epsilon": 0.9, "k": 3.0, "gamma": -1.0}}, "params.gamma"),
+                        ({"samples": [[1.0, 2.0]]}, "samples"), ({"scatter": -0.1}, "scatter"),
+                        ({"level": 1.5}, "level"), ({"points": 0}, "points")):
+        path.write_text(json.dumps({**link.to_dict(), **edit}))
+        with pytest.raises(UserError, match=rf"{path}: {field}: expected"):
+            LinkFit.load(path)
+    with pytest.raises(UserError, match="no such file"):
+        LinkFit.load(tmp_path / "missing.json")

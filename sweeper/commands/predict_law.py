@@ -115,24 +115,20 @@ def _print_components(fit, given: dict[str, float], as_json: bool) -> int:
     return 0
 
 
-def _load_link(path: str) -> tuple[str, object]:
-    """The metric's name and the link of a ladder's laws/downstream.json."""
-    import json as json_mod
-    from pathlib import Path
-
+def _load_link(path: str) -> object:
+    """The link of a ladder's laws/downstream.json, with the name of its metric."""
     from sweeper.errors import UserError
     from sweeper.laws.twostep import LinkFit
 
     link = LinkFit.load(path)
-    metric = json_mod.loads(Path(path).read_text()).get("metric")
-    if not isinstance(metric, str) or not metric:
+    if link.metric is None:
         raise UserError(f"{path}: metric: expected the downstream metric's name")
-    return metric, link
+    return link
 
 
-def _print_downstream(fit, named_link: tuple[str, object], given: dict[str, float], as_json: bool) -> int:
+def _print_downstream(fit, link, given: dict[str, float], as_json: bool) -> int:
     """The loss, then the downstream metric at that loss, each with its interval."""
-    metric, link = named_link
+    metric = link.metric
     loss = fit.prediction(**given)
     value = link.chain(loss)
     if as_json:

@@ -174,6 +174,7 @@ class LinkFit:
     level: float
     loss_range: tuple[float, float]
     points: int
+    metric: str | None = None
 
     @property
     def vector(self) -> np.ndarray:
@@ -211,7 +212,8 @@ class LinkFit:
         return Prediction(value, value - side(down), value + side(up), self.level)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"format": LINK_FORMAT, "form": self.form, "formula": link_named(self.form).formula,
+        out: dict[str, Any] = {"format": LINK_FORMAT, "metric": self.metric, "form": self.form,
+                               "formula": link_named(self.form).formula,
                                "params": self.params, "scatter": self.scatter, "points": self.points,
                                "loss_range": list(self.loss_range), "level": self.level}
         if self.samples is not None:
@@ -254,8 +256,11 @@ class LinkFit:
         points = raw.get("points")
         if not isinstance(points, int) or isinstance(points, bool) or points < 1:
             raise UserError(f"{source}: points: expected a positive count, got {points!r}")
+        metric = raw.get("metric")
+        if metric is not None and (not isinstance(metric, str) or not metric):
+            raise UserError(f"{source}: metric: expected the downstream metric's name, got {metric!r}")
         return cls(form, {k: float(params[k]) for k in names}, samples, float(scatter), float(level),
-                   (float(span[0]), float(span[1])), points)
+                   (float(span[0]), float(span[1])), points, metric)
 
     @classmethod
     def load(cls, path: str | Path) -> LinkFit:
@@ -276,9 +281,10 @@ def _finite(value: Any) -> bool:
 
 
 def fit_link(loss: np.ndarray, metric: np.ndarray, run: np.ndarray | None = None, *, form: str = "exponential",
-             bootstrap: int = 100, level: float = 0.9, seed: int = 0) -> LinkFit:
+             bootstrap: int = 100, level: float = 0.9, seed: int = 0, name: str | None = None) -> LinkFit:
     """Fit step 2 (``metric`` against ``loss``) and bootstrap it over ``run`` (every point its own run when
-    None: checkpoints of one run share its fate, so pass the runs when points include checkpoints)."""
+    None: checkpoints of one run share its fate, so pass the runs when points include checkpoints); ``name``
+    is the metric's, kept with the fit."""
     link = link_named(form)
     loss, metric = np.asarray(loss, dtype=float), np.asarray(metric, dtype=float)
     ok = np.isfinite(loss) & np.isfinite(metric)
@@ -298,7 +304,7 @@ def fit_link(loss: np.ndarray, metric: np.ndarray, run: np.ndarray | None = None
             drawn.append(link.fit(loss[index], metric[index], start=p))
         samples = np.stack(drawn) if drawn else None
     return LinkFit(form, dict(zip(link.params, map(float, p), strict=True)), samples, scatter, level,
-                   (float(loss.min()), float(loss.max())), int(loss.size))
+                   (float(loss.min()), float(loss.max())), int(loss.size), name)
 
 
 # -- both steps ---------------------------------------------------------------------------------------------
