@@ -90,6 +90,9 @@ def test_the_ladder_predicts_a_downstream_error_through_the_link_of_gadre_et_al(
     assert predict_law.run(args) == 0
     again = json.loads(capsys.readouterr().out)["downstream"]
     assert again["metric"] == "error" and again["value"] == pytest.approx(row["predicted"], rel=1e-9)
+    from sweeper.report import build_report
+
+    assert "The downstream metric (laws.downstream)" in build_report(outcome.results_dir)
 
 
 @pytest.mark.usefixtures("ray_session")
