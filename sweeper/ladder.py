@@ -137,9 +137,12 @@ def fit_downstream(study: Study, results: Path) -> Any:
     data = law_points(folder, _loss_key(study), n=_n_column(study, folder.columns()), d="tokens", c="flops",
                       intermediate=True, min_fraction=spec.downstream.min_fraction, extra=[metric],
                       phase="search")
+    # each run's last checkpoint: what a backtest of the link predicts for the sizes it leaves out
+    last = pl.DataFrame({"run": data.run, "d": data.d}).select(pl.col("d") == pl.col("d").max().over("run"))
     try:
         return fit_link(data.loss, data.extra[metric], data.run, form=spec.downstream.form,
-                        bootstrap=spec.bootstrap, level=spec.level, seed=study.seed, name=spec.downstream.metric)
+                        bootstrap=spec.bootstrap, level=spec.level, seed=study.seed, name=spec.downstream.metric,
+                        size=data.n, final=last.to_series().to_numpy())
     except UserError as exc:
         raise UserError(f"laws.downstream: {exc}") from None
 
@@ -314,6 +317,13 @@ def _print_link(out: TextIO, metric: str, link: Any) -> None:
     lo, hi = link.loss_range
     print(f"  downstream {metric}: {link.form} link ({params}), fitted on {link.points} checkpoints with the loss "
           f"in [{lo:.4f}, {hi:.4f}]; runs scatter {link.scatter:.4f} about it", file=out)
+    test = link.backtest or {}
+    if test.get("mean_abs_error"):
+        held = ", ".join(str(k) for k in test["holdouts"])
+        scores = ", ".join(f"{form} {err:.4f}" for form, err in test["mean_abs_error"].items())
+        chose = f"; chose {test['chosen']}" if "chosen" in test else ""
+        print(f"  link backtests (fit without the {held} largest sizes, predict their final points from their "
+              f"loss): mean |error| {scores}{chose}; a new run's spread about the link {link.spread:.4f}", file=out)
 
 
 def _print_downstream(out: TextIO, table: pl.DataFrame, metric: str, level: float) -> None:

@@ -200,9 +200,10 @@ class DownstreamSpec(_Strict):
     to the metric on the ladder's checkpoints."""
 
     metric: str = Field(min_length=1, description="the downstream metric, e.g. error.valid.target")
-    form: Literal["exponential", "sigmoid"] = Field(
-        "exponential", description="the link from loss to metric: exponential (Gadre et al. 2024, for a top-1 "
-                                   "error) or sigmoid (the OLMo 2 ladder, for an accuracy)")
+    form: Literal["auto", "exponential", "sigmoid"] = Field(
+        "auto", description="the link from loss to metric: exponential (Gadre et al. 2024, for a top-1 error), "
+                            "sigmoid (the OLMo 2 ladder, for an accuracy), or auto (the default): whichever "
+                            "predicted the largest sizes' final points better from the smaller ones")
     min_fraction: float = Field(0.1, ge=0, lt=1, description="checkpoints before this share of their run's tokens "
                                                              "are left out of the link's fit (transients)")
 

@@ -76,6 +76,8 @@ def test_the_ladder_predicts_a_downstream_error_through_the_link_of_gadre_et_al(
     assert abs(row["error"]) < 0.01 and row["rel_error"] == pytest.approx(row["error"] / row["measured"])
     assert row["lower"] <= row["predicted"] <= row["upper"]
     assert "downstream error (predicted from the predicted loss" in out.getvalue()
+    # the link is backtested as the law is (the largest sizes' final points from the rest)
+    assert link["backtest"]["holdouts"] == [1, 2] and "link backtests" in out.getvalue()
     assert outcome.ladder["validation_downstream"][0]["run"] == "big"
     # the saved fit and link predict the same elsewhere (`sweeper predict law ... --downstream`)
     import argparse

@@ -129,3 +129,42 @@ def test_a_saved_link_reads_back_and_a_hand_edited_one_is_refused_by_field(tmp_p
             LinkFit.load(path)
     with pytest.raises(UserError, match="no such file"):
         LinkFit.load(tmp_path / "missing.json")
+
+
+def ladder_checkpoints(truth, seed: int = 0):
+    """Seven sizes x 4 checkpoints: losses falling with size and steps, the metric following ``truth``."""
+    rng = np.random.default_rng(seed)
+    size = np.repeat(np.geomspace(1e4, 1.5e5, 7), 4)
+    step = np.tile(np.arange(1, 5), 7)
+    loss = 1.3 + 40.0 * size ** -0.4 + 0.4 / step
+    metric = truth(loss) + 0.002 * rng.standard_normal(loss.size)
+    return loss, metric, np.repeat(np.arange(7), 4), size, step == 4
+
+
+def test_auto_keeps_the_link_whose_backtests_predicted_the_largest_sizes_best():
+    # an accuracy that saturates near its top as the loss falls: the sigmoid; the exponential cannot bend back
+    truth = np.array([0.7, 0.2, -4.0, 2.3])
+    loss, metric, run, size, final = ladder_checkpoints(lambda x: sigmoid(truth, x))
+    link = fit_link(loss, metric, run, form="auto", bootstrap=0, size=size, final=final)
+    test = link.backtest
+    assert test["chosen"] == link.form == "sigmoid"
+    assert test["holdouts"] == [1, 2] and test["points"] == {"sigmoid": 3, "exponential": 3}
+    assert test["mean_abs_error"]["sigmoid"] < test["mean_abs_error"]["exponential"]
+    assert link.spread >= link.scatter and link.spread == max(link.scatter, test["rms_error"]["sigmoid"])
+
+
+def test_a_named_link_is_backtested_too_and_its_spread_widens_the_chain():
+    loss, metric, run, size, final = ladder_checkpoints(lambda x: exponential(EXP, x))
+    plain = fit_link(loss, metric, run, form="exponential", bootstrap=0)
+    tested = fit_link(loss, metric, run, form="exponential", bootstrap=0, size=size, final=final)
+    assert plain.backtest is None and plain.spread is None
+    assert set(tested.backtest["rms_error"]) == {"exponential"} and "chosen" not in tested.backtest
+    at = Prediction(np.array(1.4), np.array(1.4), np.array(1.4), 0.9)
+    wide, narrow = tested.chain(at), plain.chain(at)
+    assert float(wide.hi - wide.lo) >= float(narrow.hi - narrow.lo)
+
+
+def test_auto_needs_sizes_and_final_points():
+    loss, metric, run, _, _ = ladder_checkpoints(lambda x: exponential(EXP, x))
+    with pytest.raises(UserError, match="auto.*needs each point's model size"):
+        fit_link(loss, metric, run, form="auto", bootstrap=0)

@@ -145,6 +145,7 @@ def _print_downstream(fit, link, given: dict[str, float], as_json: bool) -> int:
     low, high = link.loss_range
     beyond = "" if low <= float(loss.value) <= high else (
         f"; the link was fitted on losses in [{low:.4g}, {high:.4g}], so it extrapolates")
+    spread = "backtested spread" if link.spread is not None else "scatter"
     print(f"{metric} = {float(value.value):.5g}{band(value)} ({link.level:.0%} interval: the loss's carried "
-          f"through the {link.form} link, with the link's bootstrap and the runs' scatter{beyond})")
+          f"through the {link.form} link, with the link's bootstrap and the runs' {spread} about it{beyond})")
     return 0

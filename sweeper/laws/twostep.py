@@ -14,13 +14,16 @@
 runs, so the interval of the metric carries the uncertainty of both. Step 2 may use more points than step 1
 (intermediate checkpoints too): pass them as ``step2``. :func:`fit_link` fits step 2 alone, and
 :meth:`LinkFit.chain` maps any loss prediction with its interval (a ladder's law, its misfit included)
-through it.
+through it. Given each point's model size and whether it is its run's final point, :func:`fit_link` also
+backtests the link as the laws are backtested (fitted without the largest sizes, it predicts their final
+points from their measured loss): the error of that extrapolation sets the spread a new run's metric gets
+about the curve, and ``form="auto"`` keeps the link that erred least.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from sweeper.errors import UserError
-from sweeper.laws.data import LawData
+from sweeper.laws.data import LawData, distinct_levels
 from sweeper.laws.power import (
     HUBER_DELTA,
     LawFit,
@@ -161,6 +164,36 @@ def link_named(form: str) -> Link:
     return LINKS[form]
 
 
+def backtest_links(loss: np.ndarray, metric: np.ndarray, size: np.ndarray, final: np.ndarray,
+                   forms: Sequence[str]) -> dict[str, Any]:
+    """Each link fitted without the largest sizes (the 10% and 25% of the levels, at least 1 and 2, as the laws'
+    backtests hold out), predicting the held-out sizes' final points from their measured loss: the errors
+    (in the metric's units) per form, and the holdouts that left enough to fit."""
+    from sweeper.laws.select import holdout_counts
+
+    levels = distinct_levels(size)
+    top = int(levels.max()) + 1
+    counts = [k for k in holdout_counts(LawData(loss=loss, n=size), "n") if k < top]
+    errors: dict[str, list[np.ndarray]] = {form: [] for form in forms}
+    used = []
+    for count in counts:
+        train = levels < top - count
+        test = ~train & final
+        if not test.any():
+            continue
+        fitted = {}
+        for form in forms:
+            try:
+                fitted[form] = LINKS[form].fit(loss[train], metric[train])
+            except UserError:
+                break  # too few points below this holdout for some form: compare the forms on the others
+        else:
+            used.append(count)
+            for form, p in fitted.items():
+                errors[form].append(LINKS[form].value(p, loss[test]) - metric[test])
+    return {"holdouts": used, "errors": {form: np.concatenate(e) if e else np.empty(0) for form, e in errors.items()}}
+
+
 # -- step 2 alone ---------------------------------------------------------------------------------------
 @dataclass
 class LinkFit:
@@ -175,6 +208,10 @@ class LinkFit:
     loss_range: tuple[float, float]
     points: int
     metric: str | None = None
+    spread: float | None = None
+    """How far a new run's metric may lie from the curve at its loss: the root mean square error of the link's
+    backtests (the largest sizes predicted from the rest), at least the scatter; None: the scatter."""
+    backtest: dict[str, Any] | None = None
 
     @property
     def vector(self) -> np.ndarray:
@@ -186,7 +223,7 @@ class LinkFit:
     def chain(self, loss: Prediction) -> Prediction:
         """The metric at a predicted loss, with an interval at this fit's level that combines, in quadrature on
         each side: the loss's own interval mapped through the curve, the curve's bootstrap spread at that loss,
-        and the scatter of single runs about the curve."""
+        and the spread of single runs about the curve (``spread``: backtested, else the scatter)."""
         from scipy.stats import norm
 
         value = self.predict(loss.value)
@@ -202,7 +239,8 @@ class LinkFit:
             lo, hi = percentile_interval(boot, self.level)
             down.append(value - lo)
             up.append(hi - value)
-        noise = np.full(np.shape(value), float(norm.ppf(0.5 + self.level / 2)) * self.scatter)
+        spread = self.scatter if self.spread is None else self.spread
+        noise = np.full(np.shape(value), float(norm.ppf(0.5 + self.level / 2)) * spread)
         down.append(noise)
         up.append(noise)
 
@@ -215,7 +253,8 @@ class LinkFit:
         out: dict[str, Any] = {"format": LINK_FORMAT, "metric": self.metric, "form": self.form,
                                "formula": link_named(self.form).formula,
                                "params": self.params, "scatter": self.scatter, "points": self.points,
-                               "loss_range": list(self.loss_range), "level": self.level}
+                               "loss_range": list(self.loss_range), "level": self.level, "spread": self.spread,
+                               "backtest": self.backtest}
         if self.samples is not None:
             lo, hi = percentile_interval(self.samples, self.level)
             out["intervals"] = {k: [float(a), float(b)] for k, a, b in zip(self.params, lo, hi, strict=True)}
@@ -259,8 +298,15 @@ class LinkFit:
         metric = raw.get("metric")
         if metric is not None and (not isinstance(metric, str) or not metric):
             raise UserError(f"{source}: metric: expected the downstream metric's name, got {metric!r}")
+        spread = raw.get("spread")
+        if spread is not None and (not _finite(spread) or spread < 0):
+            raise UserError(f"{source}: spread: expected a number >= 0, got {spread!r}")
+        backtest = raw.get("backtest")
+        if backtest is not None and not isinstance(backtest, dict):
+            raise UserError(f"{source}: backtest: expected a mapping (the link's backtests), got {backtest!r}")
         return cls(form, {k: float(params[k]) for k in names}, samples, float(scatter), float(level),
-                   (float(span[0]), float(span[1])), points, metric)
+                   (float(span[0]), float(span[1])), points, metric, None if spread is None else float(spread),
+                   backtest)
 
     @classmethod
     def load(cls, path: str | Path) -> LinkFit:
@@ -281,17 +327,43 @@ def _finite(value: Any) -> bool:
 
 
 def fit_link(loss: np.ndarray, metric: np.ndarray, run: np.ndarray | None = None, *, form: str = "exponential",
-             bootstrap: int = 100, level: float = 0.9, seed: int = 0, name: str | None = None) -> LinkFit:
+             bootstrap: int = 100, level: float = 0.9, seed: int = 0, name: str | None = None,
+             size: np.ndarray | None = None, final: np.ndarray | None = None) -> LinkFit:
     """Fit step 2 (``metric`` against ``loss``) and bootstrap it over ``run`` (every point its own run when
     None: checkpoints of one run share its fate, so pass the runs when points include checkpoints); ``name``
-    is the metric's, kept with the fit."""
-    link = link_named(form)
+    is the metric's, kept with the fit.
+
+    With ``size`` (each point's model size) and ``final`` (whether it is its run's last point) the link is
+    backtested (:func:`backtest_links`) and its ``spread`` is the backtests' root mean square error;
+    ``form="auto"`` then keeps the link whose backtests erred least (mean absolute error)."""
+    if form != "auto":
+        link_named(form)
     loss, metric = np.asarray(loss, dtype=float), np.asarray(metric, dtype=float)
     ok = np.isfinite(loss) & np.isfinite(metric)
     loss, metric = loss[ok], metric[ok]
     run = np.arange(loss.size) if run is None else np.asarray(run)[ok]
+    backtest, spread = None, None
+    if size is not None and final is not None:
+        forms = list(LINKS) if form == "auto" else [form]
+        raw = backtest_links(loss, metric, np.asarray(size, dtype=float)[ok], np.asarray(final, dtype=bool)[ok], forms)
+        errors = {f: e for f, e in raw["errors"].items() if e.size}
+        backtest = {"holdouts": raw["holdouts"], "points": {f: int(e.size) for f, e in errors.items()},
+                    "mean_abs_error": {f: float(np.mean(np.abs(e))) for f, e in errors.items()},
+                    "rms_error": {f: float(np.sqrt(np.mean(e ** 2))) for f, e in errors.items()}}
+        if form == "auto":
+            if not errors:
+                raise UserError("step 2 (auto): no backtest left enough points below the largest sizes to fit a "
+                                "link; name the form (exponential or sigmoid)")
+            form = min(errors, key=lambda f: backtest["mean_abs_error"][f])
+            backtest["chosen"] = form
+    elif form == "auto":
+        raise UserError("step 2 (auto): choosing the link by backtest needs each point's model size and whether it "
+                        "is its run's final point")
+    link = link_named(form)
     p = link.fit(loss, metric)
     scatter = float(np.sqrt(np.mean((link.value(p, loss) - metric) ** 2)))
+    if backtest is not None and form in backtest["rms_error"]:
+        spread = max(scatter, backtest["rms_error"][form])
     samples = None
     if bootstrap > 0:
         groups = [np.flatnonzero(run == r) for r in np.unique(run)]
@@ -304,7 +376,7 @@ def fit_link(loss: np.ndarray, metric: np.ndarray, run: np.ndarray | None = None
             drawn.append(link.fit(loss[index], metric[index], start=p))
         samples = np.stack(drawn) if drawn else None
     return LinkFit(form, dict(zip(link.params, map(float, p), strict=True)), samples, scatter, level,
-                   (float(loss.min()), float(loss.max())), int(loss.size), name)
+                   (float(loss.min()), float(loss.max())), int(loss.size), name, spread, backtest)
 
 
 # -- both steps ---------------------------------------------------------------------------------------------
