@@ -142,7 +142,7 @@ def fit_downstream(study: Study, results: Path) -> Any:
     try:
         return fit_link(data.loss, data.extra[metric], data.run, form=spec.downstream.form,
                         bootstrap=spec.bootstrap, level=spec.level, seed=study.seed, name=spec.downstream.metric,
-                        size=data.n, final=last.to_series().to_numpy())
+                        size=data.n, final=last.to_series().to_numpy(), loss_name=_loss_key(study))
     except UserError as exc:
         raise UserError(f"laws.downstream: {exc}") from None
 

@@ -204,8 +204,9 @@ class DownstreamSpec(_Strict):
         "auto", description="the link from loss to metric: exponential (Gadre et al. 2024, for a top-1 error), "
                             "sigmoid (the OLMo 2 ladder, for an accuracy), or auto (the default): whichever "
                             "predicted the largest sizes' final points better from the smaller ones")
-    min_fraction: float = Field(0.1, ge=0, lt=1, description="checkpoints before this share of their run's tokens "
-                                                             "are left out of the link's fit (transients)")
+    min_fraction: float = Field(0.1, ge=0, le=1, description="checkpoints before this share of their run's tokens "
+                                                             "are left out of the link's fit (transients); 1: "
+                                                             "the runs' final points only, as Gadre et al. fit")
 
 
 class LawsSpec(_Strict):

@@ -87,10 +87,18 @@ def test_a_link_chains_a_loss_prediction_with_its_interval():
     unsure = link.chain(Prediction(np.array(2.0), np.array(1.9), np.array(2.1), 0.9))
     assert float(sure.lo) <= exponential(EXP, 2.0) <= float(sure.hi)
     assert float(unsure.value) == pytest.approx(float(sure.value))
-    # the loss's own interval widens the metric's, on both sides, and the width is at least the curve's slope
-    # times the loss interval's (higher loss, higher error)
+    # the loss's own interval widens the metric's, on both sides: in quadrature with what the metric had at a
+    # certain loss (the link's bootstrap and the runs' scatter)
     assert unsure.lo < sure.lo and unsure.hi > sure.hi
-    assert float(unsure.hi - unsure.lo) >= float(exponential(EXP, 2.1) - exponential(EXP, 1.9))
+    mapped_up = exponential(link.vector, 2.1) - float(sure.value)
+    mapped_down = float(sure.value) - exponential(link.vector, 1.9)
+    assert float(unsure.hi - unsure.value) == pytest.approx(np.hypot(mapped_up, float(sure.hi - sure.value)))
+    assert float(unsure.value - unsure.lo) == pytest.approx(np.hypot(mapped_down, float(sure.value - sure.lo)))
+    # an accuracy (k < 0) chains the same way: higher loss, lower accuracy, the interval still around the value
+    acc = fit_link(loss, 1 - err, run, form="exponential", bootstrap=60, level=0.9)
+    chained = acc.chain(Prediction(np.array(2.0), np.array(1.9), np.array(2.1), 0.9))
+    assert acc.params["k"] < 0 and float(chained.lo) < float(chained.value) < float(chained.hi)
+    assert float(chained.value) == pytest.approx(1 - float(unsure.value), abs=1e-3)
     raw = link.to_dict()
     assert raw["form"] == "exponential" and raw["points"] == 30 and set(raw["intervals"]) == {"epsilon", "k", "gamma"}
 
@@ -120,7 +128,8 @@ def test_a_saved_link_reads_back_and_a_hand_edited_one_is_refused_by_field(tmp_p
     mine, theirs = link.chain(at), again.chain(at)
     assert (float(theirs.value), float(theirs.lo), float(theirs.hi)) == pytest.approx(
         (float(mine.value), float(mine.lo), float(mine.hi)))
-    for edit, field in (({"form": "logistic"}, "form"), ({"params": {"epsilon": 0.9, "k": 3.0}}, "params"),
+    for edit, field in (({"format": "sweeper.law/1"}, "format"), ({"form": "logistic"}, "form"),
+                        ({"samples": [[0.9, float("inf"), 1.0]]}, "samples"), ({"params": {"epsilon": 0.9, "k": 3.0}}, "params"),
                         ({"params": {"epsilon": 0.9, "k": 3.0, "gamma": -1.0}}, "params.gamma"),
                         ({"samples": [[1.0, 2.0]]}, "samples"), ({"scatter": -0.1}, "scatter"),
                         ({"level": 1.5}, "level"), ({"points": 0}, "points")):
@@ -155,8 +164,8 @@ def test_auto_keeps_the_link_whose_backtests_predicted_the_largest_sizes_best():
 
 def test_a_named_link_is_backtested_too_and_its_spread_widens_the_chain():
     loss, metric, run, size, final = ladder_checkpoints(lambda x: exponential(EXP, x))
-    plain = fit_link(loss, metric, run, form="exponential", bootstrap=0)
-    tested = fit_link(loss, metric, run, form="exponential", bootstrap=0, size=size, final=final)
+    plain = fit_link(loss, metric, run, form="exponential", bootstrap=30)
+    tested = fit_link(loss, metric, run, form="exponential", bootstrap=30, size=size, final=final)
     assert plain.backtest is None and plain.spread is None
     assert set(tested.backtest["rms_error"]) == {"exponential"} and "chosen" not in tested.backtest
     at = Prediction(np.array(1.4), np.array(1.4), np.array(1.4), 0.9)
@@ -168,3 +177,39 @@ def test_auto_needs_sizes_and_final_points():
     loss, metric, run, _, _ = ladder_checkpoints(lambda x: exponential(EXP, x))
     with pytest.raises(UserError, match="auto.*needs each point's model size"):
         fit_link(loss, metric, run, form="auto", bootstrap=0)
+
+
+def test_without_the_loss_interval_or_the_link_bootstrap_the_interval_is_missing_not_narrow():
+    loss = np.repeat(np.linspace(2.2, 3.5, 10), 3)
+    run = np.repeat(np.arange(10), 3)
+    err = exponential(EXP, loss)
+    booted = fit_link(loss, err, run, bootstrap=20)
+    unbooted = fit_link(loss, err, run, bootstrap=0)
+    no_interval = Prediction(np.array(2.0), np.array(np.nan), np.array(np.nan), 0.9)
+    with_interval = Prediction(np.array(2.0), np.array(1.9), np.array(2.1), 0.9)
+    for out in (booted.chain(no_interval), unbooted.chain(with_interval)):
+        assert np.isnan(out.lo) and np.isnan(out.hi) and np.isfinite(out.value)
+    with pytest.raises(UserError, match="at 95% and the link's at 90%"):
+        booted.chain(Prediction(np.array(2.0), np.array(1.9), np.array(2.1), 0.95))
+
+
+def test_a_bootstrap_of_too_few_runs_keeps_no_samples():
+    loss = np.linspace(2.2, 3.5, 12)
+    err = exponential(EXP, loss)
+    for runs in (np.zeros(12), np.repeat([0, 1], 6)):
+        link = fit_link(loss, err, runs, bootstrap=30)
+        assert link.samples is None and link.bootstrap == {"replicates": 30, "kept": 0}
+    three = fit_link(loss, err, np.repeat([0, 1, 2], 4), bootstrap=30)
+    # resamples that draw one run only are skipped: (1/3)^2 of them on average
+    assert three.samples is not None and 15 <= three.bootstrap["kept"] < 30
+
+
+def test_a_flat_metric_with_an_outlier_keeps_the_exponential_finite():
+    rng = np.random.default_rng(3)
+    loss = np.linspace(2.8, 3.2, 24)
+    err = 0.6 + 0.001 * rng.standard_normal(loss.size)
+    err[0] = 0.5
+    link = fit_link(loss, err, np.repeat(np.arange(8), 3), bootstrap=20)
+    assert np.all(np.isfinite(link.vector)) and np.all(np.isfinite(link.samples))
+    out = link.chain(Prediction(np.array(2.7), np.array(2.6), np.array(2.8), 0.9))
+    assert np.isfinite(out.lo) and np.isfinite(out.hi)

@@ -13,8 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from typing import TYPE_CHECKING, Any
 
 from sweeper.commands.options import accept_negative_numbers
+
+if TYPE_CHECKING:
+    from sweeper.laws.twostep import LinkFit
 
 NO_BOOTSTRAP = "(this fit has no bootstrap samples: refit with `sweeper fit law ... --bootstrap B` for intervals)"
 
@@ -52,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         if set(given) == {"c"} and fit.law != "power":
             raise UserError("--downstream: give --n and --d (or one of them with --c): the metric is predicted at "
                             "one model's loss")
+        _check_same_loss(fit, link, args.downstream)
         return _print_downstream(fit, link, given, args.json)
     if fit.law == "components":
         return _print_components(fit, given, args.json)
@@ -115,7 +120,7 @@ def _print_components(fit, given: dict[str, float], as_json: bool) -> int:
     return 0
 
 
-def _load_link(path: str) -> object:
+def _load_link(path: str) -> LinkFit:
     """The link of a ladder's laws/downstream.json, with the name of its metric."""
     from sweeper.errors import UserError
     from sweeper.laws.twostep import LinkFit
@@ -126,7 +131,17 @@ def _load_link(path: str) -> object:
     return link
 
 
-def _print_downstream(fit, link, given: dict[str, float], as_json: bool) -> int:
+def _check_same_loss(fit: Any, link: LinkFit, path: str) -> None:
+    """A link fitted on one loss cannot take another loss's prediction (known when both files name it)."""
+    from sweeper.errors import UserError
+
+    data = getattr(fit, "data", None) or {}
+    fitted = (data.get("columns") or {}).get("loss") if isinstance(data, dict) else None
+    if link.loss and fitted and link.loss != fitted:
+        raise UserError(f"--downstream {path}: the link was fitted on {link.loss}, the law on {fitted}")
+
+
+def _print_downstream(fit: Any, link: LinkFit, given: dict[str, float], as_json: bool) -> int:
     """The loss, then the downstream metric at that loss, each with its interval."""
     metric = link.metric
     loss = fit.prediction(**given)
@@ -137,7 +152,7 @@ def _print_downstream(fit, link, given: dict[str, float], as_json: bool) -> int:
         return 0
     where = ", ".join(f"{k.upper()}={v:.4g}" for k, v in given.items())
 
-    def band(pred) -> str:
+    def band(pred: Any) -> str:
         lo, hi = float(pred.lo), float(pred.hi)
         return f"  [{lo:.5g}, {hi:.5g}]" if math.isfinite(lo) and math.isfinite(hi) else ""
 

@@ -7,8 +7,12 @@
      task's accuracy against its own task loss: ``y = a / (1 + exp(-k (L - L0))) + b``;
    - ``exponential`` (Gadre et al. 2024, "Language models scale reliably with over-training and on
      downstream tasks"), for a top-1 error against a validation loss: ``y = epsilon - k exp(-gamma L)``.
-     epsilon is the error a model with no signal makes (chance), reached as L grows; the error falls
-     exponentially as the loss does. ``k`` may take either sign, so an accuracy fits as well as an error.
+     The error falls as the loss does, and rises towards epsilon as the loss grows. epsilon reads as the
+     error of a model without signal only when gamma times the loss's range is large; over a short range
+     the curve is nearly straight and epsilon and k grow together (a ladder's fit can give epsilon > 1).
+     ``k`` may take either sign, so an accuracy fits as well as an error. The paper fits the link on its
+     models' final points and an average of 17 downstream tasks' errors; here it is fitted on whatever
+     points are passed (a ladder's checkpoints past ``laws.downstream.min_fraction``; 1 keeps the finals).
 
 :func:`fit_two_step` fits both steps and chains them; both are refitted on the same bootstrap resamples of
 runs, so the interval of the metric carries the uncertainty of both. Step 2 may use more points than step 1
@@ -125,7 +129,12 @@ def fit_exponential(loss: np.ndarray, err: np.ndarray, start: np.ndarray | None 
         e = np.exp(np.clip(-g * z, -700.0, 700.0))
         return np.column_stack([np.ones_like(z), -e, t[1] * e * z * g])
 
-    t = least_squares(resid, theta0, jac=jac, method="trf", x_scale="jac").x
+    # gamma stays within the grid's span, and gamma * centre below exp's range, so k stays finite
+    low = np.log(GAMMA_GRID[0] / spread)
+    high = max(low + 1e-6, min(np.log(GAMMA_GRID[-1] / spread), np.log(600.0 / max(abs(centre), 1e-12))))
+    theta0[2] = np.clip(theta0[2], low, high)
+    t = least_squares(resid, theta0, jac=jac, method="trf", x_scale="jac",
+                      bounds=([-np.inf, -np.inf, low], [np.inf, np.inf, high])).x
     gamma = float(np.exp(t[2]))
     return np.array([t[0], t[1] * np.exp(gamma * centre), gamma])
 
@@ -212,6 +221,10 @@ class LinkFit:
     """How far a new run's metric may lie from the curve at its loss: the root mean square error of the link's
     backtests (the largest sizes predicted from the rest), at least the scatter; None: the scatter."""
     backtest: dict[str, Any] | None = None
+    loss: str | None = None
+    """The loss the link was fitted on (a law predicting another loss cannot be chained through it)."""
+    bootstrap: dict[str, int] | None = None
+    """Replicates asked for and kept (a resample of fewer than two runs carries no spread and is skipped)."""
 
     @property
     def vector(self) -> np.ndarray:
@@ -223,22 +236,26 @@ class LinkFit:
     def chain(self, loss: Prediction) -> Prediction:
         """The metric at a predicted loss, with an interval at this fit's level that combines, in quadrature on
         each side: the loss's own interval mapped through the curve, the curve's bootstrap spread at that loss,
-        and the spread of single runs about the curve (``spread``: backtested, else the scatter)."""
+        and the spread of single runs about the curve (``spread``: backtested, else the scatter). Quadrature
+        treats the three as independent; the law and the link are fitted on the same runs, so this is an
+        approximation. Without the loss's interval or the link's bootstrap the interval is missing (nan),
+        not narrower."""
         from scipy.stats import norm
 
+        if not np.isclose(loss.level, self.level):
+            raise UserError(f"the loss's interval is at {loss.level:.0%} and the link's at {self.level:.0%}; "
+                            "fit both at one level")
         value = self.predict(loss.value)
-        down: list[np.ndarray] = []
-        up: list[np.ndarray] = []
         ends = np.stack([self.predict(loss.lo), self.predict(loss.hi)])
-        if np.all(np.isfinite(ends)):  # a loss without an interval adds nothing here
-            down.append(value - ends.min(axis=0))
-            up.append(ends.max(axis=0) - value)
-        if self.samples is not None:
-            link = link_named(self.form)
-            boot = np.stack([link.value(s, np.asarray(loss.value, dtype=float)) for s in self.samples])
-            lo, hi = percentile_interval(boot, self.level)
-            down.append(value - lo)
-            up.append(hi - value)
+        if self.samples is None or not np.all(np.isfinite(ends)):
+            return Prediction(value, value * np.nan, value * np.nan, self.level)
+        down = [value - ends.min(axis=0)]
+        up = [ends.max(axis=0) - value]
+        link = link_named(self.form)
+        boot = np.stack([link.value(s, np.asarray(loss.value, dtype=float)) for s in self.samples])
+        lo, hi = percentile_interval(boot, self.level)
+        down.append(value - lo)
+        up.append(hi - value)
         spread = self.scatter if self.spread is None else self.spread
         noise = np.full(np.shape(value), float(norm.ppf(0.5 + self.level / 2)) * spread)
         down.append(noise)
@@ -254,7 +271,7 @@ class LinkFit:
                                "formula": link_named(self.form).formula,
                                "params": self.params, "scatter": self.scatter, "points": self.points,
                                "loss_range": list(self.loss_range), "level": self.level, "spread": self.spread,
-                               "backtest": self.backtest}
+                               "backtest": self.backtest, "loss": self.loss, "bootstrap": self.bootstrap}
         if self.samples is not None:
             lo, hi = percentile_interval(self.samples, self.level)
             out["intervals"] = {k: [float(a), float(b)] for k, a, b in zip(self.params, lo, hi, strict=True)}
@@ -264,8 +281,10 @@ class LinkFit:
     @classmethod
     def from_dict(cls, raw: Any, source: str) -> LinkFit:
         """A link written by :meth:`to_dict` (a ladder's ``laws/downstream.json``), checked field by field."""
-        if not isinstance(raw, dict):
-            raise UserError(f"{source}: expected a JSON object (a link from loss to a downstream metric)")
+        if not isinstance(raw, dict) or raw.get("format") != LINK_FORMAT:
+            raise UserError(f"{source}: format: expected {LINK_FORMAT!r} (a link from loss to a downstream metric, "
+                            "a ladder's laws/downstream.json), got "
+                            f"{raw.get('format') if isinstance(raw, dict) else type(raw).__name__!r}")
         form = raw.get("form")
         if form not in LINKS:
             raise UserError(f"{source}: form: expected one of {', '.join(LINKS)}, got {form!r}")
@@ -281,9 +300,10 @@ class LinkFit:
                 samples = np.asarray(samples, dtype=float)
             except (TypeError, ValueError):
                 samples = None
-            if samples is None or samples.ndim != 2 or samples.shape[1] != len(names) or samples.shape[0] == 0:
-                raise UserError(f"{source}: samples: expected one list of {len(names)} numbers ({', '.join(names)}) "
-                                "per bootstrap replicate")
+            if (samples is None or samples.ndim != 2 or samples.shape[1] != len(names) or samples.shape[0] == 0
+                    or not np.all(np.isfinite(samples))):
+                raise UserError(f"{source}: samples: expected one list of {len(names)} finite numbers "
+                                f"({', '.join(names)}) per bootstrap replicate")
         scatter, level = raw.get("scatter", 0.0), raw.get("level")
         if not _finite(scatter) or scatter < 0:
             raise UserError(f"{source}: scatter: expected a number >= 0, got {scatter!r}")
@@ -304,9 +324,12 @@ class LinkFit:
         backtest = raw.get("backtest")
         if backtest is not None and not isinstance(backtest, dict):
             raise UserError(f"{source}: backtest: expected a mapping (the link's backtests), got {backtest!r}")
+        loss = raw.get("loss")
+        if loss is not None and (not isinstance(loss, str) or not loss):
+            raise UserError(f"{source}: loss: expected the name of the loss the link was fitted on, got {loss!r}")
         return cls(form, {k: float(params[k]) for k in names}, samples, float(scatter), float(level),
                    (float(span[0]), float(span[1])), points, metric, None if spread is None else float(spread),
-                   backtest)
+                   backtest, loss, raw.get("bootstrap") if isinstance(raw.get("bootstrap"), dict) else None)
 
     @classmethod
     def load(cls, path: str | Path) -> LinkFit:
@@ -328,10 +351,12 @@ def _finite(value: Any) -> bool:
 
 def fit_link(loss: np.ndarray, metric: np.ndarray, run: np.ndarray | None = None, *, form: str = "exponential",
              bootstrap: int = 100, level: float = 0.9, seed: int = 0, name: str | None = None,
-             size: np.ndarray | None = None, final: np.ndarray | None = None) -> LinkFit:
+             size: np.ndarray | None = None, final: np.ndarray | None = None,
+             loss_name: str | None = None) -> LinkFit:
     """Fit step 2 (``metric`` against ``loss``) and bootstrap it over ``run`` (every point its own run when
     None: checkpoints of one run share its fate, so pass the runs when points include checkpoints); ``name``
-    is the metric's, kept with the fit.
+    is the metric's and ``loss_name`` the loss's, kept with the fit. A bootstrap needs at least 3 runs
+    (else the link has no samples and its predictions no interval).
 
     With ``size`` (each point's model size) and ``final`` (whether it is its run's last point) the link is
     backtested (:func:`backtest_links`) and its ``spread`` is the backtests' root mean square error;
@@ -361,22 +386,28 @@ def fit_link(loss: np.ndarray, metric: np.ndarray, run: np.ndarray | None = None
                         "is its run's final point")
     link = link_named(form)
     p = link.fit(loss, metric)
-    scatter = float(np.sqrt(np.mean((link.value(p, loss) - metric) ** 2)))
+    residuals = link.value(p, loss) - metric
+    scatter = float(np.sqrt(np.sum(residuals ** 2) / max(1, loss.size - len(link.params))))
     if backtest is not None and form in backtest["rms_error"]:
         spread = max(scatter, backtest["rms_error"][form])
-    samples = None
-    if bootstrap > 0:
-        groups = [np.flatnonzero(run == r) for r in np.unique(run)]
+    samples, kept = None, 0
+    groups = [np.flatnonzero(run == r) for r in np.unique(run)]
+    if bootstrap > 0 and len(groups) >= 3:
         rng = np.random.default_rng(seed)
         drawn = []
         for _ in range(bootstrap):
-            index = np.concatenate([groups[g] for g in rng.integers(0, len(groups), len(groups))])
-            if np.ptp(loss[index]) <= 0 or index.size <= len(link.params):
-                continue  # a resample of one run cannot fit the curve: it carries no spread
-            drawn.append(link.fit(loss[index], metric[index], start=p))
+            picked = rng.integers(0, len(groups), len(groups))
+            index = np.concatenate([groups[g] for g in picked])
+            if len(set(picked.tolist())) < 2 or np.ptp(loss[index]) <= 0 or index.size <= len(link.params):
+                continue  # one run's points: no spread across runs to measure
+            fitted = link.fit(loss[index], metric[index], start=p)
+            if np.all(np.isfinite(fitted)):
+                drawn.append(fitted)
+        kept = len(drawn)
         samples = np.stack(drawn) if drawn else None
     return LinkFit(form, dict(zip(link.params, map(float, p), strict=True)), samples, scatter, level,
-                   (float(loss.min()), float(loss.max())), int(loss.size), name, spread, backtest)
+                   (float(loss.min()), float(loss.max())), int(loss.size), name, spread, backtest, loss_name,
+                   {"replicates": bootstrap, "kept": kept})
 
 
 # -- both steps ---------------------------------------------------------------------------------------------

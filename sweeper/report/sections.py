@@ -227,8 +227,8 @@ def laws(folder: Path) -> Section | None:
                                   "before it trained, through the link from the predicted loss, against the value "
                                   "it reached.")
         section.tables.append(_table(["run", "predicted", "interval", "measured", "error", "relative"], [
-            [r["run"], r["predicted"], f"[{r['lower']:.4g}, {r['upper']:.4g}]",
-             r["measured"] if r["measured"] is not None else "-",
+            [r["run"], f"{r['predicted']:.4g}", f"[{r['lower']:.4g}, {r['upper']:.4g}]",
+             f"{r['measured']:.4g}" if r["measured"] is not None else "-",
              f"{r['error']:+.4f}" if r["error"] is not None else "-",
              f"{r['rel_error']:+.2%}" if r["rel_error"] is not None else "-"]
             for r in pl.read_csv(downstream).iter_rows(named=True)]))
