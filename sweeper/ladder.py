@@ -5,9 +5,10 @@ them, and compare (``laws/validation.csv``: ``n_params``, ``tokens``, ``flops``,
 component's law against the component's measured loss).
 
 With ``laws.downstream`` it also predicts a downstream metric in two steps (:mod:`sweeper.laws.twostep`): the
-law's loss, then a link from loss to the metric fitted on the ladder's checkpoints (by default the
-exponential of Gadre et al. 2024, for a top-1 error); the loss's interval is carried through the link
-(``laws/downstream.json``, and ``laws/validation_downstream.csv`` against the measured metric).
+law's loss, then a link from loss to the metric fitted on the ladder's checkpoints (the exponential of Gadre
+et al. 2024 or the sigmoid of the OLMo 2 ladder; by default whichever backtests better); the loss's interval
+is carried through the link (``laws/downstream.json``, and ``laws/validation_downstream.csv`` against the
+measured metric).
 
 The law is any of `sweeper.laws.power`'s forms, ``auto`` by default (chosen by backtest, its intervals
 widened by its extrapolation error); N is the parameter count the workload reports (``m.n_params``) or a
@@ -329,11 +330,14 @@ def _print_link(out: TextIO, metric: str, link: Any) -> None:
 def _print_downstream(out: TextIO, table: pl.DataFrame, metric: str, level: float) -> None:
     print(f"  downstream {metric} (predicted from the predicted loss, {level:.0%} interval):", file=out)
     for r in table.iter_rows(named=True):
+        has_interval = not (np.isnan(r["lower"]) or np.isnan(r["upper"]))
+        where = ("inside" if _inside(r["measured"], r["lower"], r["upper"]) else "outside") + " the interval"
         measured = "not measured" if r["measured"] is None else (
-            f"measured {r['measured']:.4f} ({r['error']:+.4f}, {r['rel_error']:+.2%}; "
-            f"{'inside' if _inside(r['measured'], r['lower'], r['upper']) else 'outside'} the interval)")
-        print(f"    {r['run']}: predicted {r['predicted']:.4f} [{r['lower']:.4f}, {r['upper']:.4f}], {measured}",
-              file=out)
+            f"measured {r['measured']:.4f} ({r['error']:+.4f}, {r['rel_error']:+.2%}"
+            f"{'; ' + where if has_interval else ''})")
+        band = (f" [{r['lower']:.4f}, {r['upper']:.4f}]" if has_interval
+                else " (no interval: the law or the link has no bootstrap)")
+        print(f"    {r['run']}: predicted {r['predicted']:.4f}{band}, {measured}", file=out)
 
 
 def _print_components(out: TextIO, fit: Any) -> None:

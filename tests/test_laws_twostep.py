@@ -129,7 +129,8 @@ def test_a_saved_link_reads_back_and_a_hand_edited_one_is_refused_by_field(tmp_p
     assert (float(theirs.value), float(theirs.lo), float(theirs.hi)) == pytest.approx(
         (float(mine.value), float(mine.lo), float(mine.hi)))
     for edit, field in (({"format": "sweeper.law/1"}, "format"), ({"form": "logistic"}, "form"),
-                        ({"samples": [[0.9, float("inf"), 1.0]]}, "samples"), ({"params": {"epsilon": 0.9, "k": 3.0}}, "params"),
+                        ({"samples": [[0.9, float("inf"), 1.0]]}, "samples"),
+                        ({"params": {"epsilon": 0.9, "k": 3.0}}, "params"),
                         ({"params": {"epsilon": 0.9, "k": 3.0, "gamma": -1.0}}, "params.gamma"),
                         ({"samples": [[1.0, 2.0]]}, "samples"), ({"scatter": -0.1}, "scatter"),
                         ({"level": 1.5}, "level"), ({"points": 0}, "points")):
