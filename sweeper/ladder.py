@@ -194,8 +194,9 @@ def run_ladder(study: Study, results: Path, out: TextIO,
     link = None
     if spec.downstream is not None:
         link = fit_downstream(study, results)
-        (folder / "downstream.json").write_text(json.dumps(link.to_dict(), indent=2))
-        summary["downstream"] = {k: v for k, v in link.to_dict().items() if k != "samples"}
+        saved = link.to_dict()
+        (folder / "downstream.json").write_text(json.dumps(saved, indent=2))
+        summary["downstream"] = {k: v for k, v in saved.items() if k != "samples"}
         _print_link(out, spec.downstream.metric, link)
     if spec.validate_ is None:
         (folder / "ladder.json").write_text(json.dumps(summary, indent=2, default=float))
@@ -229,15 +230,22 @@ def run_ladder(study: Study, results: Path, out: TextIO,
 def compare(study: Study, trials: pl.DataFrame, predictions: list[dict[str, Any]]) -> pl.DataFrame:
     """Predicted against measured (mean over the validation seeds) for every validation run; ``trials``: the
     finished trials of the validation phase."""
-    loss = _loss_key(study)
+    return _against_measured(trials, predictions, _loss_key(study), lambda p: p)
+
+
+def _against_measured(trials: pl.DataFrame, predictions: list[dict[str, Any]], column: str,
+                      predicted_of: Callable[[dict[str, Any]], dict[str, float]]) -> pl.DataFrame:
+    """One row per validation run: its size, ``predicted_of`` its prediction (predicted, lower, upper), the mean
+    of ``column`` over its seeds and the relative error."""
     rows = []
     for p in predictions:
         mine = _validation_trials(trials, p["run"])
-        measured = _measured(mine, loss)
+        measured = _measured(mine, column)
+        pred = predicted_of(p)
         rows.append({"run": p["run"], "n_params": p["n_params"], "tokens": p["tokens"], "flops": p["flops"],
-                     "predicted": p["predicted"], "lower": p["lower"], "upper": p["upper"], "measured": measured,
-                     "seeds": mine.height,
-                     "rel_error": None if measured is None else (p["predicted"] - measured) / measured})
+                     "predicted": pred["predicted"], "lower": pred["lower"], "upper": pred["upper"],
+                     "measured": measured, "seeds": mine.height,
+                     "rel_error": None if measured is None else (pred["predicted"] - measured) / measured})
     return pl.DataFrame(rows, schema={"run": pl.String, "n_params": pl.Float64, "tokens": pl.Float64,
                                       "flops": pl.Float64, "predicted": pl.Float64, "lower": pl.Float64,
                                       "upper": pl.Float64, "measured": pl.Float64, "seeds": pl.Int64,
@@ -264,19 +272,9 @@ def compare_components(trials: pl.DataFrame, predictions: list[dict[str, Any]],
 def compare_downstream(trials: pl.DataFrame, predictions: list[dict[str, Any]], metric: str) -> pl.DataFrame:
     """Each validation run's downstream metric: predicted (before it trained) against measured (mean over
     seeds), the error in the metric's units and relative to it."""
-    rows = []
-    for p in predictions:
-        mine = _validation_trials(trials, p["run"])
-        measured = _measured(mine, result_key(metric))
-        pred = p["downstream"]
-        rows.append({"run": p["run"], "n_params": p["n_params"], "tokens": p["tokens"], "flops": p["flops"],
-                     **pred, "measured": measured, "seeds": mine.height,
-                     "error": None if measured is None else pred["predicted"] - measured,
-                     "rel_error": None if measured is None else (pred["predicted"] - measured) / measured})
-    return pl.DataFrame(rows, schema={"run": pl.String, "n_params": pl.Float64, "tokens": pl.Float64,
-                                      "flops": pl.Float64, "predicted": pl.Float64, "lower": pl.Float64,
-                                      "upper": pl.Float64, "measured": pl.Float64, "seeds": pl.Int64,
-                                      "error": pl.Float64, "rel_error": pl.Float64})
+    table = _against_measured(trials, predictions, result_key(metric), lambda p: p["downstream"])
+    return table.with_columns(error=pl.col("predicted") - pl.col("measured")).select(
+        [*table.columns[:-1], "error", "rel_error"])
 
 
 def _validation_trials(trials: pl.DataFrame, run: str) -> pl.DataFrame:

@@ -521,11 +521,12 @@ class LawFit:
         return cls.from_dict(read_fit_json(path), str(path))
 
 
-def read_fit_json(path: str | Path) -> Any:
-    """The JSON of a saved fit; a UserError naming the file when it is missing or not JSON."""
+def read_fit_json(path: str | Path, expected: str = "FIT.json from `sweeper fit law`") -> Any:
+    """The JSON of a saved fit; a UserError naming the file (and what was ``expected`` there) when it is
+    missing or not JSON."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: no such file (expected FIT.json from `sweeper fit law`)")
+        raise UserError(f"{path}: no such file (expected {expected})")
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

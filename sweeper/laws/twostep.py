@@ -26,7 +26,6 @@ about the curve, and ``form="auto"`` keeps the link that erred least.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from sweeper.laws.power import (
     Prediction,
     fit_law,
     percentile_interval,
+    read_fit_json,
     refit,
     resampling_units,
 )
@@ -333,16 +333,7 @@ class LinkFit:
 
     @classmethod
     def load(cls, path: str | Path) -> LinkFit:
-        path = Path(path)
-        try:
-            raw = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise UserError(f"{path}: no such file (expected a ladder's laws/downstream.json)") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: not JSON ({exc})") from None
-        except OSError as exc:
-            raise UserError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
-        return cls.from_dict(raw, str(path))
+        return cls.from_dict(read_fit_json(path, "a ladder's laws/downstream.json"), str(path))
 
 
 def _finite(value: Any) -> bool:
