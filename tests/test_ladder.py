@@ -98,6 +98,40 @@ def test_the_ladder_predicts_a_downstream_error_through_the_link_of_gadre_et_al(
 
 
 @pytest.mark.usefixtures("ray_session")
+def test_a_downstream_link_on_final_points_only_and_one_for_another_loss_refused(tmp_path, capsys):
+    study = ladder_study(downstream={"metric": "error", "form": "exponential", "min_fraction": 1})
+    outcome = run_study(study, tmp_path / "r", stream=io.StringIO(), rich=False)
+    folder = outcome.results_dir / "laws"
+    link = json.loads((folder / "downstream.json").read_text())
+    assert link["points"] == 12 and link["loss"] == "m.loss"  # the 12 runs' final points, Gadre et al.'s recipe
+    # a law of another loss cannot be chained through this link
+    import argparse
+
+    from sweeper.commands import predict_law
+
+    other = json.loads((folder / "fit.json").read_text())
+    other["data"]["columns"]["loss"] = "m.loss.valid.code"
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    parser = argparse.ArgumentParser()
+    predict_law.configure(parser)
+    args = parser.parse_args([str(tmp_path / "other.json"), "--n", "2.56e8", "--d", "2e9", "--downstream",
+                              str(folder / "downstream.json")])
+    with pytest.raises(UserError, match="the link was fitted on m.loss, the law on m.loss.valid.code"):
+        predict_law.run(args)
+
+
+def test_a_downstream_prediction_without_an_interval_says_so():
+    from sweeper.ladder import _print_downstream
+
+    table = pl.DataFrame({"run": ["big"], "predicted": [0.40], "lower": [float("nan")], "upper": [float("nan")],
+                          "measured": [0.41], "error": [-0.01], "rel_error": [-0.01 / 0.41]})
+    out = io.StringIO()
+    _print_downstream(out, table, "error", 0.9)
+    assert "no interval: the law or the link has no bootstrap" in out.getvalue()
+    assert "outside" not in out.getvalue() and "nan" not in out.getvalue()
+
+
+@pytest.mark.usefixtures("ray_session")
 def test_a_downstream_metric_the_workload_does_not_report_is_named(tmp_path):
     study = ladder_study(downstream={"metric": "accuracy"})
     with pytest.raises(UserError, match="laws.downstream.metric: accuracy: no such metric .*m.error"):
