@@ -166,6 +166,21 @@ def predict_runs(study: Study, fit: Any, link: Any = None) -> list[dict[str, Any
     return out
 
 
+def repetition_warnings(rungs: list[dict[str, float]], predictions: list[dict[str, Any]]) -> list[str]:
+    """A warning for each validation run that reads its training data more often than once and more often
+    than any run of the ladder did (when the workload says how often, as ``epochs``): the law was fitted to
+    runs that repeated less, and repeated tokens are worth less than fresh ones (Muennighoff et al. 2023), so
+    such a run's loss will likely come out above the prediction."""
+    seen = [r["epochs"] for r in rungs if "epochs" in r]
+    if not seen:
+        return []
+    most = max(seen)
+    return [f"laws.validate.runs.{p['run']} reads its training data {p['epochs']:.2f} times, the ladder's runs at "
+            f"most {most:.2f} times: the law knows nothing of repeated data, which is worth less than fresh "
+            f"(Muennighoff et al. 2023), so expect the measured loss above the prediction"
+            for p in predictions if p.get("epochs", 0.0) > max(1.0, most)]
+
+
 def _point(pred: Any) -> dict[str, float]:
     """One prediction with its interval (the component law's own: bootstrap and, under auto, its misfit)."""
     return {"predicted": float(np.ravel(pred.value)[0]), "lower": float(np.ravel(pred.lo)[0]),
@@ -203,6 +218,8 @@ def run_ladder(study: Study, results: Path, out: TextIO,
         return summary
     predictions = predict_runs(study, fit, link)
     (folder / "predictions.json").write_text(json.dumps(predictions, indent=2))  # on disk before they train
+    for message in repetition_warnings(ladder_runs(study), predictions):
+        print(f"sweeper: warning: {message}", file=out)
     presets = {name: dict(params) for name, params in spec.validate_.runs.items()}
     run_phase(follow_up_study(study, presets, list(spec.validate_.seeds), params=dict(study.params)),
               VALIDATE_PHASE)
@@ -244,12 +261,12 @@ def _against_measured(trials: pl.DataFrame, predictions: list[dict[str, Any]], c
         pred = predicted_of(p)
         rows.append({"run": p["run"], "n_params": p["n_params"], "tokens": p["tokens"], "flops": p["flops"],
                      "predicted": pred["predicted"], "lower": pred["lower"], "upper": pred["upper"],
-                     "measured": measured, "seeds": mine.height,
+                     "measured": measured, "seeds": mine.height, "epochs": p.get("epochs"),
                      "rel_error": None if measured is None else (pred["predicted"] - measured) / measured})
     return pl.DataFrame(rows, schema={"run": pl.String, "n_params": pl.Float64, "tokens": pl.Float64,
                                       "flops": pl.Float64, "predicted": pl.Float64, "lower": pl.Float64,
                                       "upper": pl.Float64, "measured": pl.Float64, "seeds": pl.Int64,
-                                      "rel_error": pl.Float64})
+                                      "epochs": pl.Float64, "rel_error": pl.Float64})
 
 
 def compare_components(trials: pl.DataFrame, predictions: list[dict[str, Any]],
@@ -307,7 +324,8 @@ def _print(out: TextIO, table: pl.DataFrame, level: float) -> None:
         measured = "not measured" if r["measured"] is None else (
             f"measured {r['measured']:.4f} ({r['rel_error']:+.2%}; "
             f"{'inside' if _inside(r['measured'], r['lower'], r['upper']) else 'outside'} the interval)")
-        print(f"  {r['run']}: N {r['n_params']:.3g}, D {r['tokens']:.3g}, C {r['flops']:.3g}: predicted "
+        epochs = "" if r["epochs"] is None else f", {r['epochs']:.2f} epochs"
+        print(f"  {r['run']}: N {r['n_params']:.3g}, D {r['tokens']:.3g}, C {r['flops']:.3g}{epochs}: predicted "
               f"{r['predicted']:.4f} [{r['lower']:.4f}, {r['upper']:.4f}], {measured}", file=out)
 
 

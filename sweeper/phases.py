@@ -29,11 +29,12 @@ def follow_up_study(study: Study, presets: dict[str, dict[str, Any]], seeds: lis
 
 
 def run_size(study: Study, config: dict[str, Any], k: float = 6.0) -> dict[str, float]:
-    """``n_params``, ``tokens`` and ``flops`` of the run ``config`` describes, before it trains: from the
-    workload's ``describe(config)`` when it has one, else from the config itself (flops = k N D)."""
+    """``n_params``, ``tokens`` and ``flops`` of the run ``config`` describes, before it trains, and ``epochs``
+    (how many times it reads its training data) where given: from the workload's ``describe(config)`` when it
+    has one, else from the config itself (flops = k N D)."""
     describe = getattr(study.workload_module(), "describe", None)
     source = describe(dict(config)) if callable(describe) else dict(config)
-    out = {key: float(source[key]) for key in ("n_params", "tokens", "flops")
+    out = {key: float(source[key]) for key in ("n_params", "tokens", "flops", "epochs")
            if isinstance(source.get(key), (int, float)) and not isinstance(source.get(key), bool)}
     if "flops" not in out and {"n_params", "tokens"} <= set(out):
         out["flops"] = k * out["n_params"] * out["tokens"]

@@ -149,3 +149,24 @@ def test_a_ladder_too_short_or_a_validation_too_small_is_refused_before_training
     with pytest.raises(UserError, match="laws.downstream.form"):
         ladder_study(downstream={"metric": "error", "form": "logistic"})
     assert not (tmp_path / "a" / "rows").exists() and not (tmp_path / "b" / "rows").exists()
+
+
+def test_a_validation_run_that_repeats_its_data_beyond_the_ladder_is_named():
+    """The shipped ladder: tinylm's describe says how many times each run reads its data. Its rungs read it at
+    most 0.6 times; xxl and xxl30 more than once, xxl10 and xxl20 less."""
+    from sweeper.ladder import ladder_runs, repetition_warnings
+    from sweeper.phases import run_size
+    from sweeper.spec import load_study
+
+    study = load_study("studies/ladder.yaml")
+    rungs = ladder_runs(study)
+    assert len(rungs) == 14 and max(r["epochs"] for r in rungs) < 0.6
+    runs = [{"run": name, **run_size(study, {**study.params, **params})}
+            for name, params in study.laws.validate_.runs.items()]
+    warned = repetition_warnings(rungs, runs)
+    assert [w.split()[0] for w in warned] == ["laws.validate.runs.xxl", "laws.validate.runs.xxl30"]
+    assert "reads its training data 1.24 times, the ladder's runs at most 0.58" in warned[0]
+    # a workload that does not say (the synthetic one), or a ladder that repeated as much: nothing to say
+    assert repetition_warnings([{"n_params": 1e6}], runs) == []
+    assert repetition_warnings([{"epochs": 2.0}], [{"run": "big", "epochs": 1.5}]) == []
+    assert repetition_warnings([{"epochs": 0.5}], [{"run": "big", "epochs": 0.9}]) == []

@@ -207,6 +207,20 @@ def test_smallest_model_trains_and_large_one_is_described():
     assert big["flops_per_token"] > 6 * big["n_params_nonembed"]
 
 
+def test_describe_says_how_many_times_a_run_reads_its_most_repeated_domain():
+    """Without a mix every domain weighs its share of the data, so all repeat alike; with one, the domain whose
+    share of the tokens is largest against its size repeats most."""
+    tokens = 20 * 16 * 64
+    sizes = {name: info["train_tokens"] for name, info in prepare({**TINY, "tokens": tokens}).items()}
+    plain = describe({**TINY, "tokens": tokens})
+    assert plain["epochs"] == pytest.approx(plain["tokens"] / sum(sizes.values()))
+    mixed = describe({**TINY, "tokens": tokens, "mix": {"code": 0.5, "manual": 0.5}})
+    assert sizes["manual"] < sizes["code"]
+    assert mixed["epochs"] == pytest.approx(0.5 * mixed["tokens"] / sizes["manual"])
+    with pytest.raises(UserError, match="nope"):  # it opens the data, so a bad domain is named before training
+        describe({**TINY, "domains": ["nope"]})
+
+
 def test_a_bad_domain_is_refused_before_any_trial_starts(tmp_path, capsys):
     """Through `sweeper run`: the workload's prepare() runs before Ray starts."""
     import yaml

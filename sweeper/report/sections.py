@@ -208,9 +208,13 @@ def laws(folder: Path) -> Section | None:
         table = pl.read_csv(validation)
         section.paragraphs.append("The ladder's validation: each larger run's loss as the law predicted it before "
                                   "it trained, with its interval, against the loss it reached.")
-        section.tables.append(_table(["run", "N", "D", "C", "predicted", "interval", "measured", "error"], [
-            [r["run"], r["n_params"], r["tokens"], r["flops"], r["predicted"],
-             f"[{r['lower']:.4g}, {r['upper']:.4g}]", r["measured"] if r["measured"] is not None else "-",
+        # epochs: how many times a run read its training data, where the workload says (older tables lack it)
+        epochs = "epochs" in table.columns and table["epochs"].is_not_null().any()
+        section.tables.append(_table(["run", "N", "D", "C", *(["epochs"] if epochs else []), "predicted", "interval",
+                                      "measured", "error"], [
+            [r["run"], r["n_params"], r["tokens"], r["flops"], *([f"{r['epochs']:.2f}"] if epochs else []),
+             r["predicted"], f"[{r['lower']:.4g}, {r['upper']:.4g}]",
+             r["measured"] if r["measured"] is not None else "-",
              f"{r['rel_error']:+.2%}" if r["rel_error"] is not None else "-"] for r in table.iter_rows(named=True)]))
         section.charts.append(figures.ladder_validation(table))
     parts = folder / "laws" / "validation_components.csv"

@@ -88,14 +88,23 @@ def _model_config(cfg: TinyLMConfig, vocab_size: int) -> GPTConfig:
 
 
 def describe(config: dict[str, Any]) -> dict[str, Any]:
-    """Sizes and costs of the run ``config`` describes, without training or reading data:
-    ``n_params``, ``n_params_nonembed``, ``n_params_trainable``, ``flops_per_token`` (training),
-    ``flops_per_token_forward``, ``steps``, ``tokens`` (what the run will see) and ``flops`` (its total)."""
-    cfg = resolve(config)
-    counts = shape_counts(_model_config(cfg, get_tokenizer(cfg.tokenizer).vocab_size))
+    """Sizes and costs of the run ``config`` describes, without training: ``n_params``,
+    ``n_params_nonembed``, ``n_params_trainable``, ``flops_per_token`` (training), ``flops_per_token_forward``,
+    ``steps``, ``tokens`` (what the run will see), ``flops`` (its total) and ``epochs`` (how many times it reads
+    the training split of its most repeated domain; this opens the data, preparing its cache on first use)."""
+    data = open_data(config)
+    cfg = data.cfg
+    counts = shape_counts(_model_config(cfg, data.vocab_size))
     tokens = cfg.steps * cfg.tokens_per_step
     flops = float(counts["flops_per_token"] * tokens)
-    return {**counts, "steps": cfg.steps, "tokens": tokens, "flops": flops}
+    return {**counts, "steps": cfg.steps, "tokens": tokens, "flops": flops, "epochs": epochs(data, tokens)}
+
+
+def epochs(data: RunData, tokens: int) -> float:
+    """How many times ``tokens`` of training read the training split of the run's most repeated domain (its
+    share of the tokens over the domain's size). Beyond 1 the run sees tokens again, and repeated tokens are
+    worth less than fresh ones (Muennighoff et al. 2023; README.md measures it on tinylm)."""
+    return max(tokens * data.mix[d.name] / len(d.train) for d in data.domains if data.mix[d.name] > 0)
 
 
 def token_shares(domains: Any = None, tokenizer: str = "bytes") -> dict[str, float]:
