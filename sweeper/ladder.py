@@ -1,8 +1,10 @@
 """A model ladder's end (``laws:`` in a study), the way large runs are planned: fit a scaling law to the
 sweep's runs, predict the larger validation runs *before* they train (``laws/predictions.json``), train
 them, and compare (``laws/validation.csv``: ``n_params``, ``tokens``, ``flops``, ``predicted``, ``lower``,
-``upper``, ``measured``, ``rel_error``; with ``laws.components`` also ``laws/validation_components.csv``, each
-component's law against the component's measured loss).
+``upper``, ``measured``, ``seeds``, ``epochs`` (where the workload's ``describe`` gives them), ``rel_error``;
+with ``laws.components`` also ``laws/validation_components.csv``, each component's law against the
+component's measured loss). A validation run that reads its data more often than any rung is named before it
+trains: the law knows nothing of repetition.
 
 With ``laws.downstream`` it also predicts a downstream metric in two steps (:mod:`sweeper.laws.twostep`): the
 law's loss, then a link from loss to the metric fitted on the ladder's checkpoints (the exponential of Gadre

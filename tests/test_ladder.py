@@ -45,6 +45,7 @@ def test_the_ladder_predicts_its_validation_run_before_training_it(tmp_path):
     assert row["measured"] == pytest.approx(truth, rel=1e-6)  # the validation run really trained
     assert abs(row["rel_error"]) < 0.01  # noise-free points of the synthetic law: the law extrapolates
     assert row["lower"] <= row["predicted"] <= row["upper"]
+    assert row["epochs"] is None and "epochs" not in out.getvalue()  # the synthetic workload does not say
     assert "ladder validation" in out.getvalue() and "inside the interval" in out.getvalue()
     assert outcome.ladder["law"] == "chinchilla"
     assert (folder / "fit.json").is_file()
