@@ -171,3 +171,16 @@ def test_a_validation_run_that_repeats_its_data_beyond_the_ladder_is_named():
     assert repetition_warnings([{"n_params": 1e6}], runs) == []
     assert repetition_warnings([{"epochs": 2.0}], [{"run": "big", "epochs": 1.5}]) == []
     assert repetition_warnings([{"epochs": 0.5}], [{"run": "big", "epochs": 0.9}]) == []
+
+
+def test_the_report_shows_each_validation_runs_epochs_where_the_table_has_them(tmp_path):
+    from sweeper.report.sections import laws
+
+    (tmp_path / "laws").mkdir()
+    row = {"run": "big", "n_params": 4e5, "tokens": 1.7e7, "flops": 4.8e13, "predicted": 1.26, "lower": 1.2,
+           "upper": 1.33, "measured": 1.28, "seeds": 2, "epochs": 1.72, "rel_error": -0.0156}
+    pl.DataFrame([row]).write_csv(tmp_path / "laws" / "validation.csv")
+    table = laws(tmp_path).tables[0]
+    assert "<th>epochs</th>" in table and "<td>1.72</td>" in table
+    pl.DataFrame([{k: v for k, v in row.items() if k != "epochs"}]).write_csv(tmp_path / "laws" / "validation.csv")
+    assert "epochs" not in laws(tmp_path).tables[0]  # a table written before the column existed
